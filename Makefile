@@ -1,0 +1,34 @@
+# Two entry points, both self-installing into ./.venv:
+#   make demo   set everything up, then run groundctl on the embedded demo fleet
+#   make test   set everything up, then lint, type-check and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/groundctl passes
+
+lint: $(STAMP)
+	$(BIN)/ruff check groundctl tests bench screenshots
+	$(BIN)/ruff format --check groundctl tests bench screenshots
+
+typecheck: $(STAMP)
+	$(BIN)/mypy groundctl/orbits groundctl/errors.py groundctl/config.py
+
+test: lint typecheck
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/passes.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
