@@ -1,0 +1,617 @@
+"""The TOML config: stations, fleet, missions, links, archive -> frozen dataclasses.
+
+One file, `groundctl.toml`. Which file is used, first match wins:
+1. `--config PATH` (or the `GROUNDCTL_CONFIG` environment variable);
+2. `./groundctl.toml` in the current directory;
+3. the embedded demo config shipped in `data/demo/groundctl.toml`.
+
+Every problem is a `ConfigError` naming the file, the line and the key, what was found
+and what is expected; see docs/config.md for the format.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from groundctl.errors import ConfigError
+from groundctl.orbits.model import Station
+from groundctl.paths import data_dir
+
+DEFAULT_CONFIG_NAME = "groundctl.toml"
+DEFAULT_ARCHIVE = "groundctl.db"
+CELESTRAK_URL = "https://celestrak.org"
+
+
+@dataclass(frozen=True)
+class WalkerShell:
+    """A synthetic shell of nodes in circular orbits (Walker delta pattern).
+
+    TLEs are generated with the epoch at 00:00 UTC of the day they are needed, so a
+    demo or training fleet never goes stale.
+    """
+
+    name_format: str
+    planes: int
+    per_plane: int
+    altitude_km: float
+    inclination_deg: float
+    phasing: int = 1
+    raan_offset_deg: float = 0.0
+    first_catalogue_number: int = 90001
+
+
+@dataclass(frozen=True)
+class FleetSource:
+    """Where some of the fleet's TLEs come from: exactly one of the source fields is set.
+
+    `names` renames nodes by catalogue number; `priority` is the default priority of
+    the nodes of this source in the contact plan (higher wins).
+    """
+
+    key: str
+    tle_file: Path | None = None
+    tle_text: str | None = None
+    walker: WalkerShell | None = None
+    celestrak_group: str | None = None
+    celestrak_catnr: tuple[int, ...] = ()
+    names: Mapping[int, str] = field(default_factory=dict)
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Per-node settings."""
+
+    name: str
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class TLEConfig:
+    """TLE freshness and the CelesTrak GP server used by `groundctl tle fetch`."""
+
+    max_age_days: float = 7.0
+    base_url: str = CELESTRAK_URL
+    timeout_s: float = 10.0
+    retries: int = 3
+
+
+@dataclass(frozen=True)
+class MissionConfig:
+    """A mission database file (the mission database format is documented in its issue)."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """A link: the adapter name and its options, validated by the adapter itself."""
+
+    name: str
+    adapter: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, validated config. `path` is the file it came from."""
+
+    path: Path
+    stations: tuple[Station, ...]
+    fleet: tuple[FleetSource, ...]
+    nodes: Mapping[str, NodeConfig]
+    tle: TLEConfig
+    archive_path: Path
+    missions: Mapping[str, MissionConfig]
+    links: Mapping[str, LinkConfig]
+    is_demo: bool = False
+
+    def station(self, name: str) -> Station:
+        """Return the station called `name` (case-insensitive); ConfigError if none."""
+        for station in self.stations:
+            if station.name.lower() == name.lower():
+                return station
+        known = ", ".join(s.name for s in self.stations) or "none"
+        raise ConfigError(
+            f"{self.path}: no station named {name!r}",
+            hint=f"configured stations: {known}; or give NAME,LAT,LON[,ALT_M]",
+        )
+
+    def priority_of(self, node: str, source_priority: int = 0) -> int:
+        """The contact-plan priority of a node: its [nodes] entry, else its source's."""
+        entry = self.nodes.get(node)
+        if entry is not None and entry.priority is not None:
+            return entry.priority
+        return source_priority
+
+
+def demo_config_path() -> Path:
+    """The embedded demo config shipped with groundctl."""
+    return data_dir() / "demo" / DEFAULT_CONFIG_NAME
+
+
+def resolve_config_path(explicit: str | Path | None, cwd: Path | None = None) -> Path:
+    """Pick the config file: explicit path, else ./groundctl.toml, else the demo."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {path} does not exist",
+                hint="check the --config option or the GROUNDCTL_CONFIG variable",
+            )
+        return path
+    local = (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+    if local.is_file():
+        return local
+    return demo_config_path()
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file.
+
+    Raises ConfigError with file, line and key for a syntax error, an unknown key, a
+    missing key, a value of the wrong type or out of range.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read config file {path}: {error.strerror or error}",
+            hint="check the path and its permissions",
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.start})", hint="save the file as UTF-8"
+        ) from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate config `text` read from `path` (relative paths resolve against its folder)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(
+            f"{path}: invalid TOML: {error}",
+            hint="see docs/config.md for the format; strings need quotes, tables [brackets]",
+        ) from None
+    reader = _Reader(path, text)
+    return reader.config(raw)
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_TOP_KEYS = {"stations", "fleet", "nodes", "tle", "archive", "missions", "links"}
+
+
+class _Reader:
+    """Walks the parsed TOML, checking each key and locating it in the text for errors."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.base = path.parent
+
+    # --- locating keys in the text, so that errors can name a line --------------------
+    def _headers(self) -> list[tuple[int, tuple[str, ...]]]:
+        """(0-based line, dotted path) of every [table] and [[array]] header."""
+        headers = []
+        for n, line in enumerate(self.lines):
+            match = _HEADER.match(line)
+            if match:
+                path = tuple(p.strip().strip("\"'") for p in match.group(1).split("."))
+                headers.append((n, path))
+        return headers
+
+    def line_of(self, keys: tuple[str | int, ...]) -> int | None:
+        """Best-effort 1-based line of a key path such as ("stations", 2, "lat_deg")."""
+        names = tuple(k for k in keys if isinstance(k, str))
+        index: dict[int, int] = {}  # position in `names` -> array index that follows it
+        for pos, key in enumerate(keys):
+            if isinstance(key, int) and pos > 0:
+                index[len([k for k in keys[:pos] if isinstance(k, str)]) - 1] = key
+        headers = self._headers()
+        for length in range(len(names), 0, -1):
+            prefix = names[:length]
+            hits = [n for n, path in headers if path == prefix]
+            if not hits:
+                continue
+            n = index.get(length - 1, 0)
+            if n >= len(hits):
+                continue
+            start = hits[n]
+            end = next((m for m, _ in headers if m > start), len(self.lines))
+            for key in names[length:]:
+                assign = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*(=|\.)")
+                for m in range(start + 1, end):
+                    if assign.match(self.lines[m]):
+                        return m + 1
+            return start + 1
+        if names:
+            assign = re.compile(rf"^\s*[\"']?{re.escape(names[0])}[\"']?\s*=")
+            first_header = headers[0][0] if headers else len(self.lines)
+            for m in range(first_header):
+                if assign.match(self.lines[m]):
+                    return m + 1
+        return None
+
+    def error(self, keys: tuple[str | int, ...], message: str, hint: str = "") -> ConfigError:
+        line = self.line_of(keys)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        dotted = ".".join(f"[{k}]" if isinstance(k, int) else k for k in keys).replace(".[", "[")
+        return ConfigError(f"{where}: {dotted}: {message}", hint=hint)
+
+    # --- typed getters ----------------------------------------------------------------
+    def table(self, value: Any, keys: tuple[str | int, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(keys, f"expected a table, found {_kind(value)}")
+        return value
+
+    def check_keys(
+        self, table: Mapping[str, Any], allowed: set[str], keys: tuple[str | int, ...]
+    ) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.error(
+                    (*keys, key),
+                    f"unknown key {key!r}",
+                    hint="allowed here: " + ", ".join(sorted(allowed)),
+                )
+
+    def number(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        keys: tuple[str | int, ...],
+        *,
+        default: float | None = None,
+        low: float | None = None,
+        high: float | None = None,
+        unit: str = "",
+    ) -> float:
+        if key not in table:
+            if default is None:
+                raise self.error((*keys, key), "missing", hint=f"add {key} = <number{unit}>")
+            return default
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            expected = f"a number in{unit}" if unit else "a number"
+            raise self.error((*keys, key), f"expected {expected}, found {_kind(value)}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise self.error(
+                (*keys, key), f"{value} is out of range: expected {low} to {high}{unit}"
+            )
+        return float(value)
+
+    def integer(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        keys: tuple[str | int, ...],
+        *,
+        default: int | None = None,
+        low: int | None = None,
+        high: int | None = None,
+    ) -> int:
+        if key not in table:
+            if default is None:
+                raise self.error((*keys, key), "missing", hint=f"add {key} = <whole number>")
+            return default
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error((*keys, key), f"expected a whole number, found {_kind(value)}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"at least {low}" if high is None else f"{low} to {high}"
+            raise self.error((*keys, key), f"{value} is out of range: expected {bounds}")
+        return value
+
+    def string(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        keys: tuple[str | int, ...],
+        *,
+        default: str | None = None,
+    ) -> str:
+        if key not in table:
+            if default is None:
+                raise self.error((*keys, key), "missing", hint=f'add {key} = "..."')
+            return default
+        value = table[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.error((*keys, key), f"expected a non-empty string, found {_kind(value)}")
+        return value
+
+    def file(self, table: Mapping[str, Any], key: str, keys: tuple[str | int, ...]) -> Path:
+        path = Path(self.string(table, key, keys)).expanduser()
+        if not path.is_absolute():
+            path = self.base / path
+        if not path.is_file():
+            raise self.error(
+                (*keys, key),
+                f"file {path} does not exist",
+                hint="relative paths are resolved against the config file's folder",
+            )
+        return path
+
+    # --- sections ---------------------------------------------------------------------
+    def config(self, raw: dict[str, Any]) -> Config:
+        self.check_keys(raw, _TOP_KEYS, ())
+        stations = self.stations(raw.get("stations", []))
+        fleet = self.fleet(raw.get("fleet", []))
+        nodes = self.nodes(raw.get("nodes", {}))
+        tle = self.tle(raw.get("tle", {}))
+        archive = self.table(raw.get("archive", {}), ("archive",))
+        self.check_keys(archive, {"path"}, ("archive",))
+        archive_path = Path(self.string(archive, "path", ("archive",), default=DEFAULT_ARCHIVE))
+        missions = self.missions(raw.get("missions", {}))
+        links = self.links(raw.get("links", {}))
+        return Config(
+            path=self.path,
+            stations=stations,
+            fleet=fleet,
+            nodes=nodes,
+            tle=tle,
+            archive_path=archive_path,
+            missions=missions,
+            links=links,
+            is_demo=self.path.resolve() == demo_config_path().resolve(),
+        )
+
+    def stations(self, value: Any) -> tuple[Station, ...]:
+        if not isinstance(value, list):
+            raise self.error(("stations",), "expected [[stations]] tables")
+        allowed = {
+            "name",
+            "lat_deg",
+            "lon_deg",
+            "alt_m",
+            "min_elevation_deg",
+            "horizon_mask",
+            "antennas",
+            "turnaround_s",
+        }
+        result: list[Station] = []
+        seen: set[str] = set()
+        for i, item in enumerate(value):
+            keys: tuple[str | int, ...] = ("stations", i)
+            entry = self.table(item, keys)
+            self.check_keys(entry, allowed, keys)
+            name = self.string(entry, "name", keys)
+            if name.lower() in seen:
+                raise self.error((*keys, "name"), f"duplicate station name {name!r}")
+            seen.add(name.lower())
+            mask = self.mask(entry.get("horizon_mask", []), (*keys, "horizon_mask"))
+            result.append(
+                Station(
+                    name=name,
+                    lat_deg=self.number(entry, "lat_deg", keys, low=-90, high=90, unit=" deg"),
+                    lon_deg=self.number(entry, "lon_deg", keys, low=-180, high=360, unit=" deg"),
+                    alt_m=self.number(entry, "alt_m", keys, default=0.0, low=-500, high=9000),
+                    min_elevation_deg=self.number(
+                        entry, "min_elevation_deg", keys, default=0.0, low=-5, high=89
+                    ),
+                    horizon_mask=mask,
+                    antennas=self.integer(entry, "antennas", keys, default=1, low=1, high=64),
+                    turnaround_s=self.number(
+                        entry, "turnaround_s", keys, default=0.0, low=0, high=3600, unit=" s"
+                    ),
+                )
+            )
+        return tuple(result)
+
+    def mask(self, value: Any, keys: tuple[str | int, ...]) -> tuple[tuple[float, float], ...]:
+        if not isinstance(value, list):
+            raise self.error(keys, "expected a list of [azimuth_deg, elevation_deg] pairs")
+        points: list[tuple[float, float]] = []
+        for point in value:
+            if (
+                not isinstance(point, list)
+                or len(point) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in point)
+            ):
+                raise self.error(
+                    keys,
+                    f"bad point {point!r}: expected [azimuth_deg, elevation_deg]",
+                    hint="e.g. horizon_mask = [[0, 5], [90, 12.5], [180, 3]]",
+                )
+            az, el = float(point[0]), float(point[1])
+            if not 0 <= az < 360 or not -5 <= el <= 89:
+                raise self.error(
+                    keys,
+                    f"bad point {point!r}: azimuth must be in [0, 360) deg, "
+                    "elevation in [-5, 89] deg",
+                )
+            if points and az <= points[-1][0]:
+                raise self.error(
+                    keys,
+                    f"azimuths must increase: {az} after {points[-1][0]}",
+                    hint="list the points clockwise from north",
+                )
+            points.append((az, el))
+        return tuple(points)
+
+    def fleet(self, value: Any) -> tuple[FleetSource, ...]:
+        if not isinstance(value, list):
+            raise self.error(("fleet",), "expected [[fleet]] tables")
+        kinds = ("tle_file", "tle", "walker", "celestrak_group", "celestrak_catnr")
+        result = []
+        for i, item in enumerate(value):
+            keys: tuple[str | int, ...] = ("fleet", i)
+            entry = self.table(item, keys)
+            self.check_keys(entry, {*kinds, "names", "priority"}, keys)
+            present = [k for k in kinds if k in entry]
+            if len(present) != 1:
+                raise self.error(
+                    keys,
+                    f"expected exactly one source, found {len(present)}"
+                    + (f" ({', '.join(present)})" if present else ""),
+                    hint="one of: " + ", ".join(kinds),
+                )
+            kind = present[0]
+            names = self.names(entry.get("names", {}), (*keys, "names"))
+            priority = self.integer(entry, "priority", keys, default=0, low=-1000, high=1000)
+            source = FleetSource(key=f"fleet[{i}]", names=names, priority=priority)
+            if kind == "tle_file":
+                source = _replace(source, tle_file=self.file(entry, "tle_file", keys))
+            elif kind == "tle":
+                source = _replace(source, tle_text=self.string(entry, "tle", keys))
+            elif kind == "walker":
+                source = _replace(source, walker=self.walker(entry["walker"], (*keys, "walker")))
+            elif kind == "celestrak_group":
+                group = self.string(entry, "celestrak_group", keys)
+                source = _replace(source, celestrak_group=group)
+            else:
+                catnr = entry["celestrak_catnr"]
+                if (
+                    not isinstance(catnr, list)
+                    or not catnr
+                    or not all(isinstance(n, int) and 0 < n < 1_000_000_000 for n in catnr)
+                ):
+                    raise self.error(
+                        (*keys, "celestrak_catnr"),
+                        "expected a list of catalogue numbers, e.g. [25544, 44714]",
+                    )
+                source = _replace(source, celestrak_catnr=tuple(catnr))
+            result.append(source)
+        return tuple(result)
+
+    def names(self, value: Any, keys: tuple[str | int, ...]) -> dict[int, str]:
+        table = self.table(value, keys)
+        names: dict[int, str] = {}
+        for key, name in table.items():
+            if not key.isdigit():
+                raise self.error(
+                    (*keys, key),
+                    f"expected a catalogue number as key, found {key!r}",
+                    hint='e.g. names = { "44714" = "ODC-01" }',
+                )
+            if not isinstance(name, str) or not name.strip():
+                raise self.error((*keys, key), "expected a node name string")
+            names[int(key)] = name.strip()
+        return names
+
+    def walker(self, value: Any, keys: tuple[str | int, ...]) -> WalkerShell:
+        entry = self.table(value, keys)
+        allowed = {
+            "name_format",
+            "planes",
+            "per_plane",
+            "altitude_km",
+            "inclination_deg",
+            "phasing",
+            "raan_offset_deg",
+            "first_catalogue_number",
+        }
+        self.check_keys(entry, allowed, keys)
+        name_format = self.string(entry, "name_format", keys, default="NODE-{n:02d}")
+        try:
+            name_format.format(n=1, plane=1, slot=1)
+        except (KeyError, ValueError, IndexError) as error:
+            raise self.error(
+                (*keys, "name_format"),
+                f"bad format {name_format!r}: {error}",
+                hint='use {n}, {plane} and {slot}, e.g. "ODC-{n:02d}"',
+            ) from None
+        planes = self.integer(entry, "planes", keys, low=1, high=1000)
+        per_plane = self.integer(entry, "per_plane", keys, low=1, high=1000)
+        first = self.integer(
+            entry, "first_catalogue_number", keys, default=90001, low=1, high=99999
+        )
+        if first + planes * per_plane - 1 > 99999:
+            raise self.error(
+                (*keys, "first_catalogue_number"),
+                "catalogue numbers would exceed 99999",
+                hint="lower first_catalogue_number or the number of nodes",
+            )
+        return WalkerShell(
+            name_format=name_format,
+            planes=planes,
+            per_plane=per_plane,
+            altitude_km=self.number(entry, "altitude_km", keys, low=160, high=2000, unit=" km"),
+            inclination_deg=self.number(
+                entry, "inclination_deg", keys, low=0, high=180, unit=" deg"
+            ),
+            phasing=self.integer(entry, "phasing", keys, default=1, low=0, high=1000),
+            raan_offset_deg=self.number(
+                entry, "raan_offset_deg", keys, default=0.0, low=0, high=360
+            ),
+            first_catalogue_number=first,
+        )
+
+    def nodes(self, value: Any) -> dict[str, NodeConfig]:
+        table = self.table(value, ("nodes",))
+        result = {}
+        for name, item in table.items():
+            keys: tuple[str | int, ...] = ("nodes", name)
+            entry = self.table(item, keys)
+            self.check_keys(entry, {"priority"}, keys)
+            priority = (
+                self.integer(entry, "priority", keys, low=-1000, high=1000)
+                if "priority" in entry
+                else None
+            )
+            result[name] = NodeConfig(name=name, priority=priority)
+        return result
+
+    def tle(self, value: Any) -> TLEConfig:
+        entry = self.table(value, ("tle",))
+        keys: tuple[str | int, ...] = ("tle",)
+        self.check_keys(entry, {"max_age_days", "base_url", "timeout_s", "retries"}, keys)
+        base_url = self.string(entry, "base_url", keys, default=CELESTRAK_URL)
+        if not base_url.startswith(("http://", "https://")):
+            raise self.error((*keys, "base_url"), f"expected an http(s) URL, found {base_url!r}")
+        return TLEConfig(
+            max_age_days=self.number(entry, "max_age_days", keys, default=7.0, low=0.01, high=3650),
+            base_url=base_url.rstrip("/"),
+            timeout_s=self.number(entry, "timeout_s", keys, default=10.0, low=0.1, high=600),
+            retries=self.integer(entry, "retries", keys, default=3, low=0, high=20),
+        )
+
+    def missions(self, value: Any) -> dict[str, MissionConfig]:
+        table = self.table(value, ("missions",))
+        result = {}
+        for name, item in table.items():
+            keys: tuple[str | int, ...] = ("missions", name)
+            entry = self.table(item, keys)
+            self.check_keys(entry, {"path"}, keys)
+            result[name] = MissionConfig(name=name, path=self.file(entry, "path", keys))
+        return result
+
+    def links(self, value: Any) -> dict[str, LinkConfig]:
+        table = self.table(value, ("links",))
+        result = {}
+        for name, item in table.items():
+            keys: tuple[str | int, ...] = ("links", name)
+            entry = dict(self.table(item, keys))
+            adapter = self.string(entry, "adapter", keys)
+            del entry["adapter"]
+            result[name] = LinkConfig(name=name, adapter=adapter, options=entry)
+        return result
+
+
+def _replace(source: FleetSource, **changes: Any) -> FleetSource:
+    from dataclasses import replace
+
+    return replace(source, **changes)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
