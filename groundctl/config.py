@@ -11,9 +11,6 @@ and what is expected; see docs/config.md for the format.
 
 from __future__ import annotations
 
-import math
-import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any
 from groundctl.errors import ConfigError
 from groundctl.orbits.model import Station
 from groundctl.paths import data_dir
+from groundctl.tomlreader import Keys, TomlReader, parse_toml, read_text
 
 DEFAULT_CONFIG_NAME = "groundctl.toml"
 DEFAULT_ARCHIVE = "groundctl.db"
@@ -160,186 +158,29 @@ def load_config(path: str | Path) -> Config:
     missing key, a value of the wrong type or out of range.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(
-            f"cannot read config file {path}: {error.strerror or error}",
-            hint="check the path and its permissions",
-        ) from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {error.start})", hint="save the file as UTF-8"
-        ) from None
+    text = read_text(path, ConfigError, "config file")
     return parse_config(text, path)
 
 
 def parse_config(text: str, path: Path) -> Config:
     """Validate config `text` read from `path` (relative paths resolve against its folder)."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(
-            f"{path}: invalid TOML: {error}",
-            hint="see docs/config.md for the format; strings need quotes, tables [brackets]",
-        ) from None
+    raw = parse_toml(
+        text,
+        path,
+        ConfigError,
+        hint="see docs/config.md for the format; strings need quotes, tables [brackets]",
+    )
     reader = _Reader(path, text)
     return reader.config(raw)
 
 
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _TOP_KEYS = {"stations", "fleet", "nodes", "tle", "archive", "missions", "links"}
 
 
-class _Reader:
-    """Walks the parsed TOML, checking each key and locating it in the text for errors."""
+class _Reader(TomlReader):
+    """The config's sections, on top of the shared typed getters."""
 
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-        self.base = path.parent
-
-    # --- locating keys in the text, so that errors can name a line --------------------
-    def _headers(self) -> list[tuple[int, tuple[str, ...]]]:
-        """(0-based line, dotted path) of every [table] and [[array]] header."""
-        headers = []
-        for n, line in enumerate(self.lines):
-            match = _HEADER.match(line)
-            if match:
-                path = tuple(p.strip().strip("\"'") for p in match.group(1).split("."))
-                headers.append((n, path))
-        return headers
-
-    def line_of(self, keys: tuple[str | int, ...]) -> int | None:
-        """Best-effort 1-based line of a key path such as ("stations", 2, "lat_deg")."""
-        names = tuple(k for k in keys if isinstance(k, str))
-        index: dict[int, int] = {}  # position in `names` -> array index that follows it
-        for pos, key in enumerate(keys):
-            if isinstance(key, int) and pos > 0:
-                index[len([k for k in keys[:pos] if isinstance(k, str)]) - 1] = key
-        headers = self._headers()
-        for length in range(len(names), 0, -1):
-            prefix = names[:length]
-            hits = [n for n, path in headers if path == prefix]
-            if not hits:
-                continue
-            n = index.get(length - 1, 0)
-            if n >= len(hits):
-                continue
-            start = hits[n]
-            end = next((m for m, _ in headers if m > start), len(self.lines))
-            for key in names[length:]:
-                assign = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*(=|\.)")
-                for m in range(start + 1, end):
-                    if assign.match(self.lines[m]):
-                        return m + 1
-            return start + 1
-        if names:
-            assign = re.compile(rf"^\s*[\"']?{re.escape(names[0])}[\"']?\s*=")
-            first_header = headers[0][0] if headers else len(self.lines)
-            for m in range(first_header):
-                if assign.match(self.lines[m]):
-                    return m + 1
-        return None
-
-    def error(self, keys: tuple[str | int, ...], message: str, hint: str = "") -> ConfigError:
-        line = self.line_of(keys)
-        where = f"{self.path}:{line}" if line else str(self.path)
-        dotted = ".".join(f"[{k}]" if isinstance(k, int) else k for k in keys).replace(".[", "[")
-        return ConfigError(f"{where}: {dotted}: {message}", hint=hint)
-
-    # --- typed getters ----------------------------------------------------------------
-    def table(self, value: Any, keys: tuple[str | int, ...]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.error(keys, f"expected a table, found {_kind(value)}")
-        return value
-
-    def check_keys(
-        self, table: Mapping[str, Any], allowed: set[str], keys: tuple[str | int, ...]
-    ) -> None:
-        for key in table:
-            if key not in allowed:
-                raise self.error(
-                    (*keys, key),
-                    f"unknown key {key!r}",
-                    hint="allowed here: " + ", ".join(sorted(allowed)),
-                )
-
-    def number(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        keys: tuple[str | int, ...],
-        *,
-        default: float | None = None,
-        low: float | None = None,
-        high: float | None = None,
-        unit: str = "",
-    ) -> float:
-        if key not in table:
-            if default is None:
-                raise self.error((*keys, key), "missing", hint=f"add {key} = <number{unit}>")
-            return default
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            expected = f"a number in{unit}" if unit else "a number"
-            raise self.error((*keys, key), f"expected {expected}, found {_kind(value)}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise self.error(
-                (*keys, key), f"{value} is out of range: expected {low} to {high}{unit}"
-            )
-        return float(value)
-
-    def integer(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        keys: tuple[str | int, ...],
-        *,
-        default: int | None = None,
-        low: int | None = None,
-        high: int | None = None,
-    ) -> int:
-        if key not in table:
-            if default is None:
-                raise self.error((*keys, key), "missing", hint=f"add {key} = <whole number>")
-            return default
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error((*keys, key), f"expected a whole number, found {_kind(value)}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            bounds = f"at least {low}" if high is None else f"{low} to {high}"
-            raise self.error((*keys, key), f"{value} is out of range: expected {bounds}")
-        return value
-
-    def string(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        keys: tuple[str | int, ...],
-        *,
-        default: str | None = None,
-    ) -> str:
-        if key not in table:
-            if default is None:
-                raise self.error((*keys, key), "missing", hint=f'add {key} = "..."')
-            return default
-        value = table[key]
-        if not isinstance(value, str) or not value.strip():
-            raise self.error((*keys, key), f"expected a non-empty string, found {_kind(value)}")
-        return value
-
-    def file(self, table: Mapping[str, Any], key: str, keys: tuple[str | int, ...]) -> Path:
-        path = Path(self.string(table, key, keys)).expanduser()
-        if not path.is_absolute():
-            path = self.base / path
-        if not path.is_file():
-            raise self.error(
-                (*keys, key),
-                f"file {path} does not exist",
-                hint="relative paths are resolved against the config file's folder",
-            )
-        return path
+    error_class = ConfigError
 
     # --- sections ---------------------------------------------------------------------
     def config(self, raw: dict[str, Any]) -> Config:
@@ -381,7 +222,7 @@ class _Reader:
         result: list[Station] = []
         seen: set[str] = set()
         for i, item in enumerate(value):
-            keys: tuple[str | int, ...] = ("stations", i)
+            keys: Keys = ("stations", i)
             entry = self.table(item, keys)
             self.check_keys(entry, allowed, keys)
             name = self.string(entry, "name", keys)
@@ -407,7 +248,7 @@ class _Reader:
             )
         return tuple(result)
 
-    def mask(self, value: Any, keys: tuple[str | int, ...]) -> tuple[tuple[float, float], ...]:
+    def mask(self, value: Any, keys: Keys) -> tuple[tuple[float, float], ...]:
         if not isinstance(value, list):
             raise self.error(keys, "expected a list of [azimuth_deg, elevation_deg] pairs")
         points: list[tuple[float, float]] = []
@@ -444,7 +285,7 @@ class _Reader:
         kinds = ("tle_file", "tle", "walker", "celestrak_group", "celestrak_catnr")
         result = []
         for i, item in enumerate(value):
-            keys: tuple[str | int, ...] = ("fleet", i)
+            keys: Keys = ("fleet", i)
             entry = self.table(item, keys)
             self.check_keys(entry, {*kinds, "names", "priority"}, keys)
             present = [k for k in kinds if k in entry]
@@ -483,7 +324,7 @@ class _Reader:
             result.append(source)
         return tuple(result)
 
-    def names(self, value: Any, keys: tuple[str | int, ...]) -> dict[int, str]:
+    def names(self, value: Any, keys: Keys) -> dict[int, str]:
         table = self.table(value, keys)
         names: dict[int, str] = {}
         for key, name in table.items():
@@ -498,7 +339,7 @@ class _Reader:
             names[int(key)] = name.strip()
         return names
 
-    def walker(self, value: Any, keys: tuple[str | int, ...]) -> WalkerShell:
+    def walker(self, value: Any, keys: Keys) -> WalkerShell:
         entry = self.table(value, keys)
         allowed = {
             "name_format",
@@ -550,7 +391,7 @@ class _Reader:
         table = self.table(value, ("nodes",))
         result = {}
         for name, item in table.items():
-            keys: tuple[str | int, ...] = ("nodes", name)
+            keys: Keys = ("nodes", name)
             entry = self.table(item, keys)
             self.check_keys(entry, {"priority"}, keys)
             priority = (
@@ -563,7 +404,7 @@ class _Reader:
 
     def tle(self, value: Any) -> TLEConfig:
         entry = self.table(value, ("tle",))
-        keys: tuple[str | int, ...] = ("tle",)
+        keys: Keys = ("tle",)
         self.check_keys(entry, {"max_age_days", "base_url", "timeout_s", "retries"}, keys)
         base_url = self.string(entry, "base_url", keys, default=CELESTRAK_URL)
         if not base_url.startswith(("http://", "https://")):
@@ -579,7 +420,7 @@ class _Reader:
         table = self.table(value, ("missions",))
         result = {}
         for name, item in table.items():
-            keys: tuple[str | int, ...] = ("missions", name)
+            keys: Keys = ("missions", name)
             entry = self.table(item, keys)
             self.check_keys(entry, {"path"}, keys)
             result[name] = MissionConfig(name=name, path=self.file(entry, "path", keys))
@@ -589,7 +430,7 @@ class _Reader:
         table = self.table(value, ("links",))
         result = {}
         for name, item in table.items():
-            keys: tuple[str | int, ...] = ("links", name)
+            keys: Keys = ("links", name)
             entry = dict(self.table(item, keys))
             adapter = self.string(entry, "adapter", keys)
             del entry["adapter"]
@@ -601,17 +442,3 @@ def _replace(source: FleetSource, **changes: Any) -> FleetSource:
     from dataclasses import replace
 
     return replace(source, **changes)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__

@@ -45,3 +45,7 @@ class ArchiveError(GroundctlError):
 
 class UsageError(GroundctlError):
     title = "usage error"
+
+
+class MDBError(GroundctlError):
+    title = "mission database error"
