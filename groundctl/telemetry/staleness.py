@@ -1,0 +1,53 @@
+"""Staleness: a packet not refreshed within its expected period raises an alert.
+
+A packet type with `period_s` in the mission database is stale for a node when nothing
+has arrived for `factor * period_s` (default 3 periods: one late packet is not news).
+Time is the caller's clock (receive time, or the replay clock), in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StaleChange:
+    """A stream became stale or fresh again."""
+
+    node: str
+    packet: str
+    stale: bool
+    last_seen_s: float
+    time_s: float
+
+
+class StalenessMonitor:
+    """Tracks the last arrival of every (node, packet) stream that has an expected period."""
+
+    def __init__(self, periods: dict[str, float], factor: float = 3.0) -> None:
+        self.limits = {name: period * factor for name, period in periods.items()}
+        self._last: dict[tuple[str, str], float] = {}
+        self._stale: set[tuple[str, str]] = set()
+
+    def seen(self, node: str, packet: str, time_s: float) -> StaleChange | None:
+        """Record an arrival; returns the change if the stream was stale until now."""
+        key = (node, packet)
+        if packet not in self.limits:
+            return None
+        self._last[key] = time_s
+        if key in self._stale:
+            self._stale.discard(key)
+            return StaleChange(node, packet, False, time_s, time_s)
+        return None
+
+    def check(self, now_s: float) -> list[StaleChange]:
+        """Streams that have just gone stale at `now_s` (each reported once)."""
+        changes = []
+        for key, last in self._last.items():
+            if key not in self._stale and now_s - last > self.limits[key[1]]:
+                self._stale.add(key)
+                changes.append(StaleChange(key[0], key[1], True, last, now_s))
+        return changes
+
+    def is_stale(self, node: str, packet: str) -> bool:
+        return (node, packet) in self._stale
