@@ -1,0 +1,471 @@
+"""Opening, migrating, writing and reading the archive.
+
+Every write is one transaction (`BEGIN IMMEDIATE`), so a reader (the `sqlite3` shell,
+Datasette, another groundctl) never sees half a TLE set or half a prediction run; WAL mode
+lets those readers run while groundctl writes. SQLite failures (locked, disk full, not a
+database) become `ArchiveError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from groundctl.archive.schema import MIGRATIONS
+from groundctl.errors import ArchiveError
+from groundctl.orbits.model import TLE, Pass, Prediction, Station
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_text(t: datetime) -> str:
+    """A timezone-aware datetime as stored: UTC, ISO 8601 with microseconds and Z.
+
+    Raises ValueError for a naive datetime (it would silently be taken as local time).
+    """
+    if t.tzinfo is not UTC:  # the fast path (UTC) matters: 600,000 calls per 200,000 passes
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise ValueError(f"archive times must be timezone-aware (UTC), got naive {t!r}")
+        t = t.astimezone(UTC)
+    # isoformat() is ~2x faster than strftime(); cut its "+00:00".
+    return t.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def to_texts(times: Sequence[datetime]) -> list[str]:
+    """`to_text` of many times at once, vectorised with numpy (3x faster for 600,000).
+
+    Raises ValueError for a naive datetime.
+    """
+    try:
+        micros = np.fromiter(
+            ((t - _UNIX_EPOCH) // _MICROSECOND for t in times), dtype=np.int64, count=len(times)
+        )
+    except TypeError:  # aware minus naive: let to_text name the culprit
+        for t in times:
+            to_text(t)
+        raise
+    texts: list[str] = np.datetime_as_string(
+        micros.astype("datetime64[us]"), unit="us", timezone="UTC"
+    ).tolist()
+    return texts
+
+
+def from_text(text: str) -> datetime:
+    """The inverse of `to_text` (also accepts +00:00 and no fraction)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class StoredTLESet:
+    """A TLE set as archived.
+
+    `source` is the file path or URL it came from (for CelesTrak, the canonical URL of
+    `groundctl.tle_update.source_url`); `fetched_at` (UTC) is the last time this exact
+    content was downloaded (a duplicate download moves it forward, see
+    `Archive.store_tle_set`); `count` the number of TLEs stored. In the summaries
+    `Archive.tle_sets` lists, and from `latest_tle_set(..., with_tles=False)`, `raw` is ""
+    and `tles` is () to keep listing cheap.
+    """
+
+    id: int
+    source: str
+    query: str
+    fmt: str
+    fetched_at: datetime
+    sha256: str
+    count: int
+    raw: str = ""
+    tles: tuple[TLE, ...] = ()
+
+
+def open_archive(path: str | Path) -> Archive:
+    """Open the archive at `path`, creating it and applying pending migrations.
+
+    The parent folder is created if needed. The connection uses WAL mode,
+    `synchronous=NORMAL` and foreign keys; each pending migration runs in its own
+    transaction and is recorded in `schema_migrations`.
+
+    Raises ArchiveError when the file is not a SQLite database, was written by a newer
+    groundctl (schema version unknown here), or cannot be opened or migrated.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise ArchiveError(f"archive path {path} is a folder", hint="give a file name")
+        if path.exists() and path.stat().st_size > 0:
+            with path.open("rb") as f:
+                if f.read(16) != SQLITE_MAGIC:
+                    raise ArchiveError(
+                        f"{path} is not a SQLite database",
+                        hint="choose another --archive file; this one was not written by groundctl",
+                    )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+    except OSError as error:
+        raise ArchiveError(
+            f"cannot open archive {path}: {error.strerror or error}",
+            hint="check the folder exists and is writable",
+        ) from None
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        # Up to 64 MiB of page cache (allocated as used): bulk inserts of passes update
+        # three (name, time) indexes in scattered order and thrash the default 2 MiB.
+        conn.execute("PRAGMA cache_size=-65536")
+        archive = Archive(path, conn)
+        archive.migrate()
+    except ArchiveError:
+        conn.close()
+        raise
+    except sqlite3.DatabaseError as error:
+        conn.close()
+        raise ArchiveError(
+            f"cannot use archive {path}: {error}",
+            hint="if it is not a groundctl archive, choose another --archive file",
+        ) from None
+    return archive
+
+
+class Archive:
+    """An open archive. Use as a context manager or call `close()`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed on success, rolled back on any error.
+
+        `BEGIN IMMEDIATE` takes the write lock at once (waiting up to the connection's
+        10 s busy timeout), so two writers never deadlock half-way. SQLite errors become
+        ArchiveError naming the file; other exceptions propagate after the rollback.
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise self._error("start a write transaction", error) from None
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException as error:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(error, sqlite3.Error):
+                raise self._error("write", error) from None
+            raise
+
+    def _error(self, action: str, error: sqlite3.Error) -> ArchiveError:
+        hint = "check the disk has space and the file is writable"
+        if "locked" in str(error) or "busy" in str(error):
+            hint = "another program holds a write lock on the archive; try again"
+        return ArchiveError(f"cannot {action} in archive {self.path}: {error}", hint=hint)
+
+    # --- schema -------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        """The highest migration version applied to this file (0 for none)."""
+        row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in order, one transaction each; return those applied.
+
+        The version is re-read inside each transaction, so two processes opening a new
+        archive at once do not both run a migration. Raises ArchiveError when the file's
+        schema is newer than this code knows, or when a migration fails (that migration
+        is rolled back; the earlier ones stay).
+        """
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        newest = MIGRATIONS[-1].version
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.version <= self._check_version(newest):
+                continue
+            try:
+                with self.transaction() as conn:
+                    if migration.version <= self._check_version(newest):
+                        continue  # another process applied it meanwhile
+                    migration.apply(conn)
+                    conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        (migration.version, migration.name, to_text(datetime.now(UTC))),
+                    )
+            except ArchiveError as error:
+                raise ArchiveError(
+                    f"{self.path}: migration {migration.version} ({migration.name}) failed: "
+                    f"{error.message}",
+                    hint="the archive is unchanged by this migration; if the file holds "
+                    "tables of another program, use another --archive file",
+                ) from None
+            applied.append(migration.version)
+        return applied
+
+    def _check_version(self, newest: int) -> int:
+        current = self.schema_version
+        if current > newest:
+            raise ArchiveError(
+                f"{self.path} has schema version {current}; this groundctl knows up to {newest}",
+                hint="upgrade groundctl, or use another --archive file",
+            )
+        return current
+
+    # --- TLE sets -----------------------------------------------------------------------
+    def store_tle_set(
+        self,
+        source: str,
+        query: str,
+        fmt: str,
+        raw: str,
+        tles: Sequence[TLE],
+        fetched_at: datetime,
+    ) -> int:
+        """Archive a TLE set and its TLEs in one transaction; return the set's id.
+
+        `source` is the file path or URL (the key `latest_tle_set` looks up), `query` what
+        was asked for (e.g. "group:starlink"), `fmt` the format ("tle", "3le", "json"),
+        `raw` the text exactly as received, `tles` the records parsed from it and
+        `fetched_at` the (timezone-aware) download time.
+
+        When the newest set of the same source has the same content (sha256 of `raw`),
+        nothing new is stored: that set's id is returned and its `fetched_at` moves forward
+        to `fetched_at`, so "newest set younger than 2 h" still means "downloaded less
+        than 2 h ago" when the server's data has not changed.
+        Raises ValueError for a naive `fetched_at`, ArchiveError when SQLite fails.
+        """
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        fetched = to_text(fetched_at)
+        with self.transaction() as conn:
+            newest = conn.execute(
+                "SELECT id, sha256, fetched_at FROM tle_sets WHERE source = ? "
+                "ORDER BY fetched_at DESC, id DESC LIMIT 1",
+                (source,),
+            ).fetchone()
+            if newest is not None and newest[1] == digest:
+                if fetched > newest[2]:
+                    conn.execute(
+                        "UPDATE tle_sets SET fetched_at = ? WHERE id = ?", (fetched, newest[0])
+                    )
+                return int(newest[0])
+            cursor = conn.execute(
+                "INSERT INTO tle_sets (source, query, format, fetched_at, sha256, raw, count) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (source, query, fmt, fetched, digest, raw, len(tles)),
+            )
+            set_id = int(cursor.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO tles (set_id, norad_id, name, epoch, line1, line2, source_line) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (set_id, t.norad_id, t.name, to_text(t.epoch), t.line1, t.line2, t.line)
+                    for t in tles
+                ],
+            )
+        return set_id
+
+    def latest_tle_set(self, source: str, *, with_tles: bool = True) -> StoredTLESet | None:
+        """The newest archived set of `source` (by `fetched_at`); None if there is none.
+
+        The TLEs are rebuilt from the `tles` rows (epoch tz-aware UTC, `source` = the set's
+        source, `line` = the line number in the raw text). With `with_tles=False` only the
+        summary is read (`raw` "" and `tles` ()), which is cheap for a 10,000-TLE set.
+        """
+        if not with_tles:
+            row = self.conn.execute(
+                "SELECT id, source, query, format, fetched_at, sha256, count FROM tle_sets "
+                "WHERE source = ? ORDER BY fetched_at DESC, id DESC LIMIT 1",
+                (source,),
+            ).fetchone()
+            return None if row is None else StoredTLESet(*_set_fields(row))
+        row = self.conn.execute(
+            "SELECT id, source, query, format, fetched_at, sha256, count, raw FROM tle_sets "
+            "WHERE source = ? ORDER BY fetched_at DESC, id DESC LIMIT 1",
+            (source,),
+        ).fetchone()
+        if row is None:
+            return None
+        tles = tuple(
+            TLE(
+                name=name,
+                line1=l1,
+                line2=l2,
+                norad_id=norad,
+                epoch=from_text(epoch),
+                source=source,
+                line=line,
+            )
+            for name, l1, l2, norad, epoch, line in self.conn.execute(
+                "SELECT name, line1, line2, norad_id, epoch, source_line FROM tles "
+                "WHERE set_id = ? ORDER BY id",
+                (row[0],),
+            )
+        )
+        return StoredTLESet(*_set_fields(row), raw=row[7], tles=tles)
+
+    def tle_sets(self) -> list[StoredTLESet]:
+        """Summaries of every archived set, newest first (without raw text or TLEs)."""
+        rows = self.conn.execute(
+            "SELECT id, source, query, format, fetched_at, sha256, count FROM tle_sets "
+            "ORDER BY fetched_at DESC, id DESC"
+        )
+        return [StoredTLESet(*_set_fields(row)) for row in rows]
+
+    # --- predictions --------------------------------------------------------------------
+    def store_prediction(
+        self,
+        prediction: Prediction,
+        stations: Sequence[Station],
+        parameters: Mapping[str, Any],
+        config_path: str,
+    ) -> int:
+        """Archive a prediction run and all its passes (with their plan); return the run id.
+
+        `stations` and `parameters` (e.g. {"hours": 24}) are stored as JSON (values JSON
+        cannot hold are stored as their str()); `config_path` names the config used. The
+        window is `prediction.start`/`end` (else the first AOS / last LOS, else NULL).
+        One transaction with one executemany: 200,000 passes take under 2 s.
+        Raises ValueError for naive datetimes, ArchiveError when SQLite fails.
+        """
+        passes = prediction.passes
+        start = prediction.start or (passes[0].aos if passes else None)
+        end = prediction.end or (max(p.los for p in passes) if passes else None)
+        # Rows are built before the write lock is taken; times formatted in bulk.
+        aos = to_texts([p.aos for p in passes])
+        tca = to_texts([p.tca for p in passes])
+        los = to_texts([p.los for p in passes])
+        rows = [
+            (
+                p.node,
+                p.norad_id,
+                p.station,
+                a,
+                t,
+                e,
+                p.max_elevation_deg,
+                p.aos_azimuth_deg,
+                p.tca_azimuth_deg,
+                p.los_azimuth_deg,
+                p.tca_range_km,
+                p.duration_s,
+                int(p.sunlit),
+                p.priority,
+                None if p.scheduled is None else int(p.scheduled),
+                p.antenna,
+                p.reason,
+            )
+            for p, a, t, e in zip(passes, aos, tca, los, strict=True)
+        ]
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                'INSERT INTO prediction_runs (created_at, start, "end", config, stations, '
+                "parameters, pass_count) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    to_text(datetime.now(UTC)),
+                    None if start is None else to_text(start),
+                    None if end is None else to_text(end),
+                    config_path,
+                    json.dumps([asdict(s) for s in stations]),
+                    json.dumps(dict(parameters), default=str),
+                    len(prediction.passes),
+                ),
+            )
+            run_id = int(cursor.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO passes (run_id, node, norad_id, station, aos, tca, los, "
+                "max_elevation_deg, aos_azimuth_deg, tca_azimuth_deg, los_azimuth_deg, "
+                "tca_range_km, duration_s, sunlit, priority, scheduled, antenna, reason) "
+                f"VALUES ({run_id}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return run_id
+
+    def passes(
+        self, run_id: int | None = None, *, node: str | None = None, station: str | None = None
+    ) -> list[Pass]:
+        """Passes of a prediction run (default: the newest), optionally of one node/station.
+
+        Sorted by AOS; times come back tz-aware UTC with their microseconds; node and
+        station names match exactly. Empty when there is no such run (or no run at all).
+        """
+        if run_id is None:
+            row = self.conn.execute("SELECT max(id) FROM prediction_runs").fetchone()
+            if row[0] is None:
+                return []
+            run_id = int(row[0])
+        sql = (
+            "SELECT node, norad_id, station, aos, tca, los, max_elevation_deg, aos_azimuth_deg, "
+            "tca_azimuth_deg, los_azimuth_deg, tca_range_km, sunlit, priority, scheduled, "
+            "antenna, reason FROM passes WHERE run_id = ?"
+        )
+        args: list[Any] = [run_id]
+        if node is not None:
+            sql += " AND node = ?"
+            args.append(node)
+        if station is not None:
+            sql += " AND station = ?"
+            args.append(station)
+        result = []
+        for r in self.conn.execute(sql + " ORDER BY aos, station, node", args):
+            result.append(
+                Pass(
+                    node=r[0],
+                    norad_id=r[1],
+                    station=r[2],
+                    aos=from_text(r[3]),
+                    tca=from_text(r[4]),
+                    los=from_text(r[5]),
+                    max_elevation_deg=r[6],
+                    aos_azimuth_deg=r[7],
+                    tca_azimuth_deg=r[8],
+                    los_azimuth_deg=r[9],
+                    tca_range_km=r[10],
+                    sunlit=bool(r[11]),
+                    priority=r[12],
+                    scheduled=None if r[13] is None else bool(r[13]),
+                    antenna=r[14],
+                    reason=r[15],
+                )
+            )
+        return result
+
+    def stats(self) -> dict[str, int]:
+        """Row count of every table, by table name (including `schema_migrations`)."""
+        return {name: self.db[name].count for name in self.db.table_names()}
+
+
+def _set_fields(row: Sequence[Any]) -> tuple[int, str, str, str, datetime, str, int]:
+    return (int(row[0]), row[1], row[2], row[3], from_text(row[4]), row[5], int(row[6]))
