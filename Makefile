@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check groundctl tests bench screenshots
 
 typecheck: $(STAMP)
-	$(BIN)/mypy groundctl/orbits groundctl/errors.py groundctl/config.py
+	$(BIN)/mypy groundctl/orbits groundctl/mdb groundctl/telemetry groundctl/errors.py groundctl/config.py groundctl/tomlreader.py
 
 test: lint typecheck
 	$(BIN)/python -m pytest -n 2 -q

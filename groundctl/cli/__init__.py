@@ -1,0 +1,75 @@
+"""The `groundctl` command line: one click group, one module per command family."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+
+from groundctl import __version__
+from groundctl.errors import GroundctlError
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def report(error: GroundctlError) -> None:
+    """Print a user-facing error: title, message and hint, never a traceback."""
+    err_console.print(f"[bold red]{error.title}:[/] {error.message}", soft_wrap=True)
+    if error.hint:
+        err_console.print(f"  [yellow]hint:[/] {error.hint}", soft_wrap=True)
+
+
+class GroundctlGroup(click.Group):
+    """A click group that turns GroundctlError into a clear message and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GroundctlError as error:
+            report(error)
+            sys.exit(2)
+
+
+@click.group(cls=GroundctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="groundctl")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="GROUNDCTL_CONFIG",
+    help="Config file (TOML). Default: ./groundctl.toml if present, else the embedded "
+    "demo config. Environment: GROUNDCTL_CONFIG.",
+)
+@click.option(
+    "--archive",
+    "archive_path",
+    type=click.Path(dir_okay=False),
+    envvar="GROUNDCTL_ARCHIVE",
+    help="SQLite archive file. Default: the config's [archive] path, else ./groundctl.db. "
+    "Environment: GROUNDCTL_ARCHIVE.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, archive_path: str | None) -> None:
+    """groundctl: mission operations for fleets of orbital compute nodes.
+
+    Predicts contacts between nodes and ground stations, ingests TLEs and keeps
+    everything in a SQLite archive.
+
+    \b
+    Examples:
+      groundctl passes                      # next 24 h of contacts of the demo fleet
+      groundctl passes --node ODC-07 --json
+      groundctl --config ops.toml tle fetch
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    ctx.obj["archive_path"] = archive_path
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from groundctl.cli import commands  # noqa: F401  (registers the subcommands)
+
+    cli(obj={})

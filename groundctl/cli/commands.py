@@ -1,0 +1,3 @@
+"""Import every command module so that each registers itself on the `cli` group."""
+
+from groundctl.cli import passes, tle  # noqa: F401

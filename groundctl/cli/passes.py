@@ -1,0 +1,440 @@
+"""`groundctl passes`: predict contacts, plan antennas, print them, archive them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from groundctl.cli import cli, context, err_console
+from groundctl.config import Config
+from groundctl.errors import UsageError
+from groundctl.fleet import Fleet, fleet_from_tles, load_fleet
+from groundctl.orbits.model import Pass, Prediction, Station
+from groundctl.orbits.passes import predict
+from groundctl.orbits.plan import plan_contacts
+from groundctl.orbits.tle import load_tle_file
+
+JSON_FIELDS = (
+    "node",
+    "norad_id",
+    "station",
+    "aos",
+    "tca",
+    "los",
+    "max_elevation_deg",
+    "aos_azimuth_deg",
+    "tca_azimuth_deg",
+    "los_azimuth_deg",
+    "tca_range_km",
+    "duration_s",
+    "sunlit",
+    "priority",
+    "scheduled",
+    "antenna",
+    "reason",
+)
+
+
+def iso_z(t: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and a Z: 2026-05-14T03:04:05.123Z."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def parse_start(value: str | None) -> datetime:
+    """--start: ISO 8601; a time without zone is UTC; 'now' or None is the current time."""
+    if value is None or value.lower() == "now":
+        return datetime.now(UTC)
+    text = value.strip().replace("z", "Z")
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--start {value!r} is not an ISO 8601 time",
+            hint="e.g. --start 2026-05-14T06:00Z or --start 2026-05-14",
+        ) from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def parse_station(spec: str, cfg: Config | None, min_elevation: float | None) -> Station:
+    """--station NAME (a configured one) or NAME,LAT,LON[,ALT_M] (an ad hoc one)."""
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) == 1:
+        if cfg is None:
+            raise UsageError(f"--station {spec!r}: no config to look the name up in")
+        return cfg.station(parts[0])
+    if len(parts) not in (3, 4) or not parts[0]:
+        raise UsageError(
+            f"--station {spec!r}: expected NAME or NAME,LAT,LON[,ALT_M]",
+            hint="e.g. --station Darmstadt,49.87,8.65,144",
+        )
+    try:
+        lat, lon = float(parts[1]), float(parts[2])
+        alt = float(parts[3]) if len(parts) == 4 else 0.0
+    except ValueError:
+        raise UsageError(
+            f"--station {spec!r}: latitude, longitude and altitude must be numbers",
+            hint="decimal degrees, metres: --station Darmstadt,49.87,8.65,144",
+        ) from None
+    if not -90 <= lat <= 90 or not -180 <= lon <= 360:
+        raise UsageError(
+            f"--station {spec!r}: latitude must be in [-90, 90], longitude [-180, 360]"
+        )
+    return Station(parts[0], lat, lon, alt, min_elevation if min_elevation is not None else 0.0)
+
+
+def countdown(aos: datetime, los: datetime, now: datetime) -> str:
+    """'in 1h 02m', 'in 45s', or 'up, LOS in 3m 10s' for a pass in progress."""
+    if aos <= now < los:
+        return f"[bold green]up[/] LOS {_span(los - now)}"
+    if los <= now:
+        return "[dim]over[/]"
+    return f"in {_span(aos - now)}"
+
+
+def _span(delta: timedelta) -> str:
+    s = int(delta.total_seconds())
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h}h {m:02d}m"
+    if m:
+        return f"{m}m {sec:02d}s"
+    return f"{sec}s"
+
+
+def pass_record(p: Pass) -> dict[str, Any]:
+    """One pass as the JSON/CSV record documented in the README."""
+    return {
+        "node": p.node,
+        "norad_id": p.norad_id,
+        "station": p.station,
+        "aos": iso_z(p.aos),
+        "tca": iso_z(p.tca),
+        "los": iso_z(p.los),
+        "max_elevation_deg": round(p.max_elevation_deg, 3),
+        "aos_azimuth_deg": round(p.aos_azimuth_deg, 2),
+        "tca_azimuth_deg": round(p.tca_azimuth_deg, 2),
+        "los_azimuth_deg": round(p.los_azimuth_deg, 2),
+        "tca_range_km": round(p.tca_range_km, 2),
+        "duration_s": round(p.duration_s, 3),
+        "sunlit": p.sunlit,
+        "priority": p.priority,
+        "scheduled": p.scheduled,
+        "antenna": p.antenna,
+        "reason": p.reason,
+    }
+
+
+def render_table(
+    passes: Sequence[Pass], now: datetime, limit: int, title: str, width: int = 160
+) -> Table:
+    """The passes as a Rich table; below 110 columns TCA, azimuths, duration and sunlight
+    are left out so that it fits an 80-column terminal."""
+    wide = width >= 110
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 0),
+    )
+    columns: list[tuple[str, str]] = [
+        ("Node", "left"),
+        ("Station", "left"),
+        ("AOS (UTC)", "left"),
+        ("Countdown", "left"),
+    ]
+    if wide:
+        columns.append(("TCA", "left"))
+    columns += [("LOS", "left"), ("Max el", "right")]
+    if wide:
+        columns.append(("Az AOS→LOS", "right"))
+        columns += [("Dur", "right"), ("Sun", "center")]
+    columns.append(("Antenna", "left"))
+    for name, justify in columns:
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=True,
+            max_width=(14 if wide else 12) if name in ("Station", "Antenna") else None,
+            overflow="ellipsis",
+        )
+    shown = passes if limit <= 0 else passes[:limit]
+    for p in shown:
+        if p.scheduled is False:
+            blocker = p.reason.removeprefix("antenna busy: ").split(" (")[0]
+            antenna = f"[red]no[/] ({blocker})"
+        else:
+            antenna = str(p.antenna) if p.antenna else ""
+        aos = f"{p.aos:%m-%d %H:%M:%S}" if wide else f"{p.aos:%d %H:%M:%S}"
+        row = [p.node, p.station, aos, countdown(p.aos, p.los, now)]
+        if wide:
+            row.append(f"{p.tca:%H:%M:%S}")
+        row += [f"{p.los:%H:%M:%S}", f"{p.max_elevation_deg:4.1f}°"]
+        if wide:
+            row.append(f"{p.aos_azimuth_deg:3.0f}°→{p.los_azimuth_deg:3.0f}°")
+            row += [_span(p.los - p.aos), "☀" if p.sunlit else "☾"]
+        row.append(antenna)
+        table.add_row(*row, style="dim" if p.scheduled is False else "")
+    return table
+
+
+class _LazyProgress:
+    """A progress bar on stderr that appears only if the work takes more than a moment."""
+
+    def __init__(self, console: Console, label: str, delay_s: float = 0.7) -> None:
+        self.console = console
+        self.label = label
+        self.delay_s = delay_s
+        self.started = time.monotonic()
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            if time.monotonic() - self.started < self.delay_s or not self.console.is_terminal:
+                return
+            self.progress = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} chunks"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def report_fleet(fleet: Fleet, prediction: Prediction | None = None) -> None:
+    """Print TLE problems, stale TLEs and propagation failures to stderr (never stdout)."""
+    for problem in fleet.problems[:20]:
+        err_console.print(f"[yellow]skipped:[/] {problem}", soft_wrap=True, markup=False)
+    if len(fleet.problems) > 20:
+        err_console.print(f"[yellow]... and {len(fleet.problems) - 20} more TLE problems[/]")
+    if fleet.stale:
+        names = ", ".join(t.name for t in fleet.stale[:8])
+        more = f" and {len(fleet.stale) - 8} more" if len(fleet.stale) > 8 else ""
+        oldest = min(t.epoch for t in fleet.stale)
+        err_console.print(
+            f"[yellow]stale TLEs:[/] {len(fleet.stale)} node(s) have an epoch older than the "
+            f"limit (oldest {oldest:%Y-%m-%d}): {names}{more}; run `groundctl tle fetch` or "
+            "update the TLE file",
+            soft_wrap=True,
+        )
+    for note in fleet.notes:
+        err_console.print(f"[dim]{note}[/]")
+    if prediction is not None:
+        for p in prediction.problems:
+            err_console.print(
+                f"[red]propagation failed:[/] {p.node} (catalogue {p.norad_id}) from "
+                f"{iso_z(p.first_time)}: {p.message} (sgp4 error {p.code}); passes after "
+                "that time are not predicted",
+                soft_wrap=True,
+            )
+
+
+@cli.command()
+@click.option("--node", "nodes", multiple=True, metavar="NAME", help="Only this node (repeatable).")
+@click.option(
+    "--start",
+    metavar="TIME",
+    help="Window start, ISO 8601 UTC (e.g. 2026-05-14T06:00Z). Default: now.",
+)
+@click.option(
+    "--hours",
+    type=click.FloatRange(min=0.01, max=24 * 14),
+    default=24.0,
+    show_default=True,
+    help="Window length in hours.",
+)
+@click.option(
+    "--min-elevation",
+    type=click.FloatRange(-5, 89),
+    metavar="DEG",
+    help="Minimum elevation for every station (replaces the configured ones).",
+)
+@click.option(
+    "--station",
+    "station_specs",
+    multiple=True,
+    metavar="NAME[,LAT,LON[,ALT_M]]",
+    help="A configured station by name, or an ad hoc one (repeatable; replaces the "
+    "configured list).",
+)
+@click.option(
+    "--tle",
+    "tle_file",
+    type=click.Path(dir_okay=False),
+    help="Any TLE/3LE/OMM file: its satellites become the fleet (replaces the configured one).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout.")
+@click.option(
+    "--limit",
+    type=int,
+    default=40,
+    show_default=True,
+    help="Rows in the table (0: all). JSON and CSV always list every pass.",
+)
+@click.option(
+    "--store/--no-store",
+    default=True,
+    show_default=True,
+    help="Archive the TLEs used and the predicted passes with their plan.",
+)
+@click.pass_context
+def passes(
+    ctx: click.Context,
+    nodes: tuple[str, ...],
+    start: str | None,
+    hours: float,
+    min_elevation: float | None,
+    station_specs: tuple[str, ...],
+    tle_file: str | None,
+    as_json: bool,
+    as_csv: bool,
+    limit: int,
+    store: bool,
+) -> None:
+    """Predict every contact of the fleet with the ground stations.
+
+    For each (node, station) pair over the window: AOS, TCA (maximum elevation), LOS,
+    maximum elevation, azimuths, duration, whether the node is sunlit at TCA, and
+    whether the contact plan grants it an antenna (priority, then elevation).
+
+    Orbits are propagated with SGP4 from the fleet's TLEs; Earth orientation comes from
+    Skyfield's built-in UT1 tables and the Sun from the DE421 ephemeris shipped with
+    skyfield-data, so nothing is downloaded. Elevations are geometric (no refraction).
+
+    \b
+    Examples:
+      groundctl passes                                  # demo fleet, next 24 h
+      groundctl passes --node ODC-07 --hours 6
+      groundctl passes --start 2026-05-14T00:00Z --json > passes.json
+      groundctl passes --tle starlink.tle --station Darmstadt,49.87,8.65,144 --csv
+      groundctl passes --station Weilheim --min-elevation 20
+    """
+    if as_json and as_csv:
+        raise UsageError("choose one of --json and --csv")
+    t0 = parse_start(start)
+    now = datetime.now(UTC)
+    end = t0 + timedelta(hours=hours)
+    needs_config = tle_file is None or not station_specs or any("," not in s for s in station_specs)
+    cfg = context.config(ctx) if needs_config else None
+
+    if tle_file is not None:
+        tles, problems = load_tle_file(tle_file)
+        if not tles:
+            raise UsageError(
+                f"{tle_file}: no valid TLE in the file ({len(problems)} problem(s))",
+                hint=str(problems[0]) if problems else "is it a TLE, 3LE or OMM file?",
+            )
+        fleet = fleet_from_tles(
+            tles, problems, now=now, max_age_days=cfg.tle.max_age_days if cfg else 7.0
+        )
+    else:
+        assert cfg is not None
+        fleet = load_fleet(cfg, now=t0, cached=context.cached_sets(ctx, cfg))
+
+    if station_specs:
+        stations = [parse_station(s, cfg, min_elevation) for s in station_specs]
+    else:
+        assert cfg is not None
+        stations = list(cfg.stations)
+        if not stations:
+            raise UsageError(
+                f"{cfg.path}: no [[stations]] configured",
+                hint="add stations to the config or give --station NAME,LAT,LON",
+            )
+    if min_elevation is not None:
+        stations = [replace(s, min_elevation_deg=min_elevation) for s in stations]
+
+    satellites = fleet.satellites(nodes or None)
+    if nodes and not satellites:
+        known = ", ".join(fleet.names()[:12])
+        raise UsageError(
+            f"no node named {', '.join(nodes)} in the fleet",
+            hint=f"nodes include: {known}",
+        )
+
+    progress = _LazyProgress(err_console, "predicting passes")
+    try:
+        prediction = predict(satellites, stations, t0, end, progress=progress)
+    finally:
+        progress.close()
+    planned = plan_contacts(prediction.passes, stations)
+    prediction = replace(prediction, passes=tuple(planned))
+    report_fleet(fleet, prediction)
+
+    if store:
+        _store(ctx, cfg, fleet, prediction, stations, hours, tle_file)
+
+    # Upcoming first: passes in progress, then by AOS.
+    ordered = sorted(planned, key=lambda p: (p.aos, p.station, p.node))
+    if as_json:
+        click.echo(json.dumps([pass_record(p) for p in ordered], indent=1))
+    elif as_csv:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=JSON_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for p in ordered:
+            writer.writerow(pass_record(p))
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        reference = now if start is None or start.lower() == "now" else t0
+        console = Console(highlight=False)
+        scheduled = sum(1 for p in ordered if p.scheduled)
+        title = (
+            f"{len(ordered)} passes, {len(satellites)} nodes, {len(stations)} stations, "
+            f"{t0:%Y-%m-%d %H:%M}Z +{hours:g}h, {scheduled} scheduled"
+        )
+        console.print(render_table(ordered, reference, limit, title, console.width))
+        if 0 < limit < len(ordered):
+            console.print(
+                f"[dim]{len(ordered) - limit} more; --limit 0 shows all, --json all fields[/]"
+            )
+
+
+def _store(
+    ctx: click.Context,
+    cfg: Config | None,
+    fleet: Fleet,
+    prediction: Prediction,
+    stations: Sequence[Station],
+    hours: float,
+    tle_file: str | None,
+) -> None:
+    db = context.archive(ctx, cfg)
+    by_source: dict[str, list[Any]] = {}
+    for tle in fleet.tles:
+        by_source.setdefault(tle.source or "unknown", []).append(tle)
+    for source, tles in by_source.items():
+        raw = "".join(f"{t.name}\n{t.line1}\n{t.line2}\n" for t in tles)
+        db.store_tle_set(source, "fleet", "3le", raw, tles, datetime.now(UTC))
+    db.store_prediction(
+        prediction,
+        stations,
+        {"hours": hours, "tle_file": tle_file, "nodes": len(fleet.tles)},
+        str(cfg.path) if cfg else "",
+    )
