@@ -4,9 +4,11 @@ Each migration runs once, in version order, inside its own transaction (see
 `Archive.migrate`), and is recorded in `schema_migrations(version, name, applied_at)`.
 Never edit a migration that has been released: add a new one at the end of `MIGRATIONS`.
 
-Times are TEXT in ISO 8601 UTC with microseconds and a `Z` (`2026-05-14T03:04:05.123456Z`)
-so that the `sqlite3` shell, sqlite-utils and Datasette show them as they are, and so that
-they sort chronologically as strings.
+Planning tables (TLE sets, passes) keep times as TEXT in ISO 8601 UTC with microseconds
+and a `Z` (`2026-05-14T03:04:05.123456Z`), so the `sqlite3` shell, sqlite-utils and
+Datasette show them as they are. The telemetry tables (frames, samples, events, alerts),
+written hundreds of thousands of rows a second, keep `time` as REAL Unix seconds; each has
+a `*_utc` view with the same rows and an ISO 8601 `time_utc` column for people.
 """
 
 from __future__ import annotations
@@ -94,4 +96,79 @@ _V1 = _statements(
     "CREATE INDEX idx_passes_station_aos ON passes(station, aos)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "tle sets, tles, prediction runs, passes", _V1),)
+_UTC = "strftime('%Y-%m-%dT%H:%M:%fZ', {0}, 'unixepoch')"
+
+_V2 = _statements(
+    """CREATE TABLE frames (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,         -- receive (or send) time, Unix seconds UTC
+        node TEXT NOT NULL,
+        link TEXT NOT NULL,
+        direction TEXT NOT NULL,    -- down or up
+        length INTEGER NOT NULL,
+        raw BLOB NOT NULL,          -- every byte, decoded or not
+        packet TEXT,                -- packet name when decoded
+        packet_id INTEGER,          -- APID or message id, when there was a header
+        sequence INTEGER,
+        status TEXT NOT NULL,       -- ok, malformed, unknown, no-mission
+        error TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX frames_time ON frames(time)",
+    "CREATE INDEX frames_node_time ON frames(node, time)",
+    """CREATE TABLE samples (
+        time REAL NOT NULL,         -- packet time when it has one, else receive time
+        node TEXT NOT NULL,
+        parameter TEXT NOT NULL,    -- PACKET.FIELD or a derived parameter
+        raw,
+        value,
+        state TEXT NOT NULL,        -- nominal, yellow, red, disabled, or '' (no limits)
+        frame_id INTEGER NOT NULL
+    )""",
+    "CREATE INDEX samples_parameter_time ON samples(node, parameter, time)",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        node TEXT NOT NULL,
+        source TEXT NOT NULL,       -- the node app, or 'ground'
+        kind TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        event_id INTEGER,
+        text TEXT NOT NULL,
+        frame_id INTEGER
+    )""",
+    "CREATE INDEX events_time ON events(time)",
+    """CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,     -- the alert id operators see
+        node TEXT NOT NULL,
+        parameter TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        raised REAL NOT NULL,
+        cleared REAL,
+        value,
+        count INTEGER NOT NULL,
+        acked_by TEXT,
+        acked REAL,
+        ack_comment TEXT NOT NULL DEFAULT '',
+        shelved_until REAL
+    )""",
+    """CREATE TABLE alert_actions (
+        id INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL,
+        time REAL NOT NULL,
+        action TEXT NOT NULL,       -- raised, escalated, cleared, acknowledged, shelved
+        severity TEXT NOT NULL,
+        who TEXT,
+        comment TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX alert_actions_alert ON alert_actions(alert_id, time)",
+    f"CREATE VIEW frames_utc AS SELECT {_UTC.format('time')} AS time_utc, * FROM frames",
+    f"CREATE VIEW samples_utc AS SELECT {_UTC.format('time')} AS time_utc, * FROM samples",
+    f"CREATE VIEW events_utc AS SELECT {_UTC.format('time')} AS time_utc, * FROM events",
+    f"CREATE VIEW alerts_utc AS SELECT {_UTC.format('raised')} AS raised_utc, "
+    f"{_UTC.format('cleared')} AS cleared_utc, * FROM alerts",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "tle sets, tles, prediction runs, passes", _V1),
+    Migration(2, "telemetry: frames, samples, events, alerts", _V2),
+)

@@ -91,6 +91,7 @@ class TelemetryProcessor:
         default: Mission | None = None,
         *,
         stale_factor: float = 3.0,
+        first_alert_id: int = 1,
     ) -> None:
         self._plans: dict[int, _MissionPlan] = {}
         self._node_plan: dict[str, _MissionPlan | None] = {}
@@ -103,7 +104,7 @@ class TelemetryProcessor:
                 if packet.period_s:
                     periods[packet.name] = packet.period_s
         self.staleness = StalenessMonitor(periods, stale_factor)
-        self.alerts = AlertBook()
+        self.alerts = AlertBook(first_alert_id)
         self.env: dict[str, dict[str, Any]] = {}
         self.counters: dict[str, Counter[str]] = {}
         self._unknown_seen: set[tuple[str, int]] = set()

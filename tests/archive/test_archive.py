@@ -18,7 +18,18 @@ from groundctl.orbits.model import Pass, Prediction, Station
 from groundctl.orbits.tle import parse_tle_text
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "starlink-2026-05-13.tle"
-TABLES = {"schema_migrations", "tle_sets", "tles", "prediction_runs", "passes"}
+TABLES = {
+    "schema_migrations",
+    "tle_sets",
+    "tles",
+    "prediction_runs",
+    "passes",
+    "frames",
+    "samples",
+    "events",
+    "alerts",
+    "alert_actions",
+}
 T0 = datetime(2026, 5, 14, 3, 4, 5, 123456, tzinfo=UTC)
 
 
@@ -58,13 +69,13 @@ STATIONS = (
 def test_new_archive_is_created_migrated_and_versioned(tmp_path):
     path = tmp_path / "sub" / "dir" / "ops.db"
     with open_archive(path) as archive:
-        assert archive.schema_version == MIGRATIONS[-1].version == 1
+        assert archive.schema_version == MIGRATIONS[-1].version == len(MIGRATIONS)
         assert set(archive.stats()) == TABLES
-        assert archive.stats()["schema_migrations"] == 1
+        assert archive.stats()["schema_migrations"] == len(MIGRATIONS)
     assert path.is_file()
     conn = sqlite3.connect(path)
     rows = conn.execute("SELECT version, name, applied_at FROM schema_migrations").fetchall()
-    assert [r[0] for r in rows] == [1]
+    assert [r[0] for r in rows] == [m.version for m in MIGRATIONS]
     assert rows[0][2].endswith("Z")
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {
@@ -144,15 +155,17 @@ def test_a_failing_migration_is_rolled_back_and_reported(tmp_path, monkeypatch):
         conn.execute("CREATE TABLE half_done (x INTEGER)")
         conn.execute("INSERT INTO no_such_table VALUES (1)")
 
+    latest = MIGRATIONS[-1].version
     monkeypatch.setattr(
-        "groundctl.archive.store.MIGRATIONS", (*MIGRATIONS, Migration(2, "broken", broken))
+        "groundctl.archive.store.MIGRATIONS",
+        (*MIGRATIONS, Migration(latest + 1, "broken", broken)),
     )
-    with pytest.raises(ArchiveError, match=r"migration 2 \(broken\) failed"):
+    with pytest.raises(ArchiveError, match=rf"migration {latest + 1} \(broken\) failed"):
         open_archive(path)
     conn = sqlite3.connect(path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "half_done" not in tables
-    assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 1
+    assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == latest
     conn.close()
     assert archive_schema.MIGRATIONS == MIGRATIONS  # the real list is untouched
 
@@ -297,7 +310,12 @@ def test_stats_count_rows_per_table(tmp_path):
             Prediction(passes=tuple(make_pass(i) for i in range(7))), STATIONS, {}, ""
         )
         assert archive.stats() == {
-            "schema_migrations": 1,
+            "schema_migrations": len(MIGRATIONS),
+            "frames": 0,
+            "samples": 0,
+            "events": 0,
+            "alerts": 0,
+            "alert_actions": 0,
             "tle_sets": 0,
             "tles": 0,
             "prediction_runs": 1,
