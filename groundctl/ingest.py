@@ -11,7 +11,9 @@ ArchiveWriter exactly as a live link would, and archives uplink frames as sent. 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,8 @@ class RecordingError(GroundctlError):
 
 @dataclass
 class IngestReport:
+    """What an ingest did. `interrupted`: stopped early by a signal (all read is archived)."""
+
     frames: int = 0
     uplink: int = 0
     samples: int = 0
@@ -36,6 +40,7 @@ class IngestReport:
     alerts: int = 0
     malformed: int = 0
     unknown: int = 0
+    interrupted: bool = False
 
 
 def read_recording(path: Path, node: str, link: str, time_s: float) -> Iterator[Frame]:
@@ -75,13 +80,22 @@ def ingest(
     link: str = "recording",
     import_time_s: float,
     batch_rows: int = 20_000,
+    stop: threading.Event | None = None,
+    progress: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
-    """Run a recording through the pipeline into the archive; return what it gave."""
+    """Run a recording through the pipeline into the archive; return what it gave.
+
+    When `stop` is set (e.g. by a SIGINT/SIGTERM handler), reading stops and every frame
+    read so far is committed before returning. `progress` is called every 1,000 frames.
+    """
     writer = ArchiveWriter(archive_path, batch_rows=batch_rows)
     processor = TelemetryProcessor(default=mission, first_alert_id=writer.next_alert_id)
     report = IngestReport()
     try:
         for frame in read_recording(path, node, link, import_time_s):
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
             if frame.direction == "up":
                 writer.add_frame(frame, "sent")
                 report.uplink += 1
@@ -96,6 +110,26 @@ def ingest(
                 report.unknown += processed.status == "unknown"
             if writer.due():
                 writer.put_pending()
+            if progress is not None and (report.frames + report.uplink) % 1000 == 0:
+                progress(report)
     finally:
         writer.close()
     return report
+
+
+def stop_on_signals() -> tuple[threading.Event, Callable[[], None]]:
+    """An Event set by SIGINT or SIGTERM, and a function that restores the old handlers.
+
+    Lets a long import end cleanly: the caller stops reading and flushes the archive.
+    """
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda number, frame: stop.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return stop, restore

@@ -123,3 +123,48 @@ def test_kill_9_during_ingest_loses_at_most_the_uncommitted_batches(tmp_path):
         assert per_frame.get(frame_id, 0) == by_packet[packet], (frame_id, packet)
     # Frames lost: those put after the last commit, at most two batches' worth.
     assert put - len(ids) < 2 * 3000
+
+
+SIGTERM_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from groundctl.ingest import ingest, stop_on_signals
+    from groundctl.mdb.loader import load_mission
+
+    root, path, recording = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    stop, restore = stop_on_signals()
+    report = ingest(
+        recording, path, load_mission(root / "data" / "missions" / "cfs-lab.toml"),
+        node="cfs", import_time_s=time.time(), batch_rows=3000, stop=stop,
+        progress=lambda r: print("read", r.frames + r.uplink, flush=True),
+    )
+    restore()
+    print("done", report.frames + report.uplink, report.interrupted, flush=True)
+    """
+)
+
+
+def test_sigterm_stops_cleanly_with_everything_read_archived(tmp_path):
+    # A long recording: the real session repeated 60 times (33,600 frames).
+    lines = SESSION.read_text().splitlines()
+    recording = tmp_path / "long.jsonl"
+    recording.write_text("\n".join(lines * 60) + "\n")
+    path = tmp_path / "term.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_CHILD, str(ROOT), str(path), str(recording)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    for line in child.stdout:
+        if line.startswith("read") and int(line.split()[1]) >= 3000:
+            child.send_signal(signal.SIGTERM)
+            break
+    rest = child.stdout.read().split()
+    assert child.wait(timeout=60) == 0
+    assert rest[-3] == "done" and rest[-1] == "True"  # interrupted, and said so
+    read = int(rest[-2])
+    assert 3000 <= read < len(lines) * 60
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT count(*) FROM frames").fetchone()[0] == read
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

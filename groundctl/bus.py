@@ -1,0 +1,171 @@
+"""The in-process bus: typed messages from the engine to whoever listens.
+
+Publishing never waits and never fails because of a subscriber. Each subscriber picks a
+delivery mode:
+
+- `all`: every message, in order, in a bounded queue; when the subscriber falls behind
+  by `maxsize` messages the oldest are dropped and counted in `dropped` (a log pane);
+- `latest`: messages are coalesced by a key (for samples: node and parameter), so a slow
+  consumer such as a UI redrawing ten times a second gets the newest value of everything
+  that changed, never a backlog.
+
+Messages are plain frozen dataclasses defined here and in groundctl.telemetry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from groundctl.telemetry.alerts import AlertChange
+from groundctl.telemetry.model import Event, Sample
+
+
+@dataclass(frozen=True)
+class SampleMessage:
+    sample: Sample
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    event: Event
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    change: AlertChange
+
+
+@dataclass(frozen=True)
+class FrameMessage:
+    """A frame went through the pipeline (status ok, malformed, unknown...)."""
+
+    node: str
+    link: str
+    packet: str | None
+    status: str
+    length: int
+    time_s: float
+
+
+def sample_key(message: Any) -> Hashable:
+    """Coalescing key for `latest` subscribers: one value per node and parameter."""
+    if isinstance(message, SampleMessage):
+        return ("sample", message.sample.node, message.sample.parameter)
+    return ("message", id(message))  # everything else is kept
+
+
+class Subscription:
+    """One subscriber's view of the bus. Iterate with `async for`, or `await get()`."""
+
+    def __init__(
+        self,
+        types: tuple[type, ...],
+        mode: Literal["all", "latest"],
+        maxsize: int,
+        key: Callable[[Any], Hashable],
+    ) -> None:
+        self.types = types
+        self.mode = mode
+        self.maxsize = maxsize
+        self.key = key
+        self.dropped = 0
+        self.coalesced = 0
+        self._queue: deque[Any] = deque()
+        self._latest: OrderedDict[Hashable, Any] = OrderedDict()
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def wants(self, message: Any) -> bool:
+        return not self.types or isinstance(message, self.types)
+
+    def offer(self, message: Any) -> None:
+        if self.mode == "latest":
+            k = self.key(message)
+            if k in self._latest:
+                self.coalesced += 1
+                del self._latest[k]
+            self._latest[k] = message
+        else:
+            if len(self._queue) >= self.maxsize:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(message)
+        self._ready.set()
+
+    def pending(self) -> int:
+        return len(self._latest) if self.mode == "latest" else len(self._queue)
+
+    def drain(self) -> list[Any]:
+        """Everything waiting now, oldest first, without waiting."""
+        if self.mode == "latest":
+            items = list(self._latest.values())
+            self._latest.clear()
+        else:
+            items = list(self._queue)
+            self._queue.clear()
+        self._ready.clear()
+        return items
+
+    async def get(self) -> Any:
+        """The next message (waits for one)."""
+        while not self.pending():
+            self._ready.clear()
+            await self._ready.wait()
+        if self.mode == "latest":
+            _, message = self._latest.popitem(last=False)
+        else:
+            message = self._queue.popleft()
+        if not self.pending():
+            self._ready.clear()
+        return message
+
+    async def batches(self) -> AsyncIterator[list[Any]]:
+        """Yield everything waiting each time something arrives (for coalesced redraws)."""
+        while not self.closed:
+            await self._ready.wait()
+            items = self.drain()
+            if items:
+                yield items
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while not self.closed:
+            yield await self.get()
+
+
+class Bus:
+    """Publish/subscribe within one process and one event loop."""
+
+    def __init__(self) -> None:
+        self._subscriptions: list[Subscription] = []
+        self.published = 0
+
+    def subscribe(
+        self,
+        *types: type,
+        mode: Literal["all", "latest"] = "all",
+        maxsize: int = 10_000,
+        key: Callable[[Any], Hashable] = sample_key,
+    ) -> Subscription:
+        """A new subscription to messages of `types` (all messages when none given)."""
+        subscription = Subscription(types, mode, maxsize, key)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subscription.closed = True
+        subscription._ready.set()
+        self._subscriptions = [s for s in self._subscriptions if s is not subscription]
+
+    def publish(self, message: Any) -> None:
+        """Deliver to every interested subscriber; never waits."""
+        self.published += 1
+        for subscription in self._subscriptions:
+            if subscription.wants(message):
+                subscription.offer(message)

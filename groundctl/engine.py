@@ -1,0 +1,145 @@
+"""The engine: frames from sources, through the telemetry processor, to archive and bus.
+
+The console, procedures and replay all drive this one engine; none of them decodes,
+checks limits or writes SQLite itself. Sources are async iterators of Frames (links,
+recordings); each frame is processed, archived (batched, on the writer's thread) and
+published on the bus as samples, events, alert changes and a frame summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterable, Callable, Mapping
+from pathlib import Path
+
+from groundctl.archive.writer import ArchiveWriter
+from groundctl.bus import AlertMessage, Bus, EventMessage, FrameMessage, SampleMessage
+from groundctl.mdb.model import Mission
+from groundctl.telemetry.alerts import AlertChange
+from groundctl.telemetry.model import Frame
+from groundctl.telemetry.pipeline import Processed, TelemetryProcessor
+
+
+class Engine:
+    """One pipeline over one archive.
+
+    `missions` maps node names to mission databases (`default` for the others). `clock`
+    gives the current Unix time for staleness checks, run every `tick_s` seconds.
+    """
+
+    def __init__(
+        self,
+        archive_path: str | Path,
+        missions: Mapping[str, Mission] | None = None,
+        default: Mission | None = None,
+        *,
+        bus: Bus | None = None,
+        tick_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        batch_rows: int = 20_000,
+    ) -> None:
+        self.archive_path = Path(archive_path)
+        self.missions = dict(missions or {})
+        self.default = default
+        self.bus = bus or Bus()
+        self.tick_s = tick_s
+        self.clock = clock
+        self.batch_rows = batch_rows
+        self.writer: ArchiveWriter | None = None
+        self.processor: TelemetryProcessor | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open (create, migrate) the archive and start the staleness ticker."""
+        self.writer = await asyncio.to_thread(
+            ArchiveWriter, self.archive_path, batch_rows=self.batch_rows
+        )
+        self.processor = TelemetryProcessor(
+            self.missions, self.default, first_alert_id=self.writer.next_alert_id
+        )
+        self._ticker = asyncio.create_task(self._tick_forever(), name="engine-ticker")
+
+    async def stop(self) -> None:
+        """Stop ticking and commit everything received to the archive."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self.writer is not None:
+            await self.writer.aclose()
+            self.writer = None
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def receive(self, frame: Frame) -> Processed:
+        """Process, archive and publish one received frame."""
+        assert self.processor is not None and self.writer is not None, "call start() first"
+        processed = self.processor.process(frame)
+        await self.writer.aput(processed)
+        publish = self.bus.publish
+        for sample in processed.samples:
+            publish(SampleMessage(sample))
+        for event in processed.events:
+            publish(EventMessage(event))
+        for change in processed.alerts:
+            publish(AlertMessage(change))
+        publish(
+            FrameMessage(
+                frame.node,
+                frame.link,
+                processed.packet,
+                processed.status,
+                len(frame.raw),
+                frame.time_s,
+            )
+        )
+        return processed
+
+    async def run(self, source: AsyncIterable[Frame]) -> int:
+        """Receive every frame of `source` until it ends; return how many."""
+        count = 0
+        async for frame in source:
+            await self.receive(frame)
+            count += 1
+        return count
+
+    def acknowledge(self, alert_id: int, who: str, comment: str = "") -> AlertChange:
+        """Acknowledge an alert (archived and published). KeyError if unknown."""
+        assert self.processor is not None and self.writer is not None
+        change = self.processor.alerts.acknowledge(alert_id, who, self.clock(), comment)
+        self._record([change])
+        return change
+
+    def shelve(self, alert_id: int, until_s: float) -> AlertChange:
+        """Shelve an alert until a time (archived and published). KeyError if unknown."""
+        assert self.processor is not None and self.writer is not None
+        change = self.processor.alerts.shelve(alert_id, until_s, self.clock())
+        self._record([change])
+        return change
+
+    def _record(self, changes: list[AlertChange]) -> None:
+        assert self.writer is not None
+        self.writer.add_alerts(changes)
+        for change in changes:
+            self.bus.publish(AlertMessage(change))
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            self.tick()
+
+    def tick(self) -> list[AlertChange]:
+        """Check staleness now; archive and publish what changed."""
+        assert self.processor is not None
+        changes = self.processor.tick(self.clock())
+        if changes:
+            self._record(changes)
+        return changes
