@@ -73,26 +73,48 @@ class TomlReader:
         arrays (one per line), and keys inside an inline table on its line.
         """
         headers = self._headers()
-        start, end, consumed, found = 0, len(self.lines), 0, None
-        first_header = headers[0][0] if headers else len(self.lines)
-        for p in range(len(keys), 0, -1):
-            prefix = keys[:p]
-            if not isinstance(prefix[-1], str):
-                continue
-            path = tuple(k for k in prefix if isinstance(k, str))
-            following = keys[p] if p < len(keys) else None
-            index = following if isinstance(following, int) else None
-            hits = [n for n, h in headers if h == path]
-            n = index if index is not None else 0
-            if n < len(hits):
-                start = hits[n]
-                end = next((m for m, _ in headers if m > start), len(self.lines))
-                consumed = p + (1 if index is not None else 0)
-                found = start + 1
-                start += 1
+        region_start, region_end = 0, len(self.lines)
+        path: tuple[str, ...] = ()
+        found: int | None = None
+        consumed = 0
+        i = 0
+        while i < len(keys):
+            key = keys[i]
+            if not isinstance(key, str):
                 break
+            candidate = (*path, key)
+            following = keys[i + 1] if i + 1 < len(keys) else None
+            inside = [(n, h) for n, h in headers if region_start <= n < region_end]
+            hits = [n for n, h in inside if h == candidate]
+            if not hits:
+                if any(h[: len(candidate)] == candidate for _, h in inside):
+                    path, i = candidate, i + 1  # a dotted header such as [nodes.NAME]
+                    continue
+                break
+            n = following if isinstance(following, int) else 0
+            if n >= len(hits):
+                break
+            region_start = hits[n]
+            # The element ends at the next header that is not one of its sub-tables.
+            region_end = next(
+                (
+                    m
+                    for m, h in inside
+                    if m > region_start
+                    and not (len(h) > len(candidate) and h[: len(candidate)] == candidate)
+                ),
+                region_end,
+            )
+            found = region_start + 1
+            path = candidate
+            i += 2 if isinstance(following, int) else 1
+            consumed = i
+        if found is None:
+            start = 0
+            end = headers[0][0] if headers else len(self.lines)
         else:
-            end = first_header
+            start = region_start + 1
+            end = next((m for m, _ in headers if m > region_start), region_end)
         for key in keys[consumed:]:
             if isinstance(key, int):
                 elements = [

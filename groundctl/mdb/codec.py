@@ -23,6 +23,7 @@ from groundctl.mdb.model import (
     Packet,
     Polynomial,
     Table,
+    int_range,
 )
 
 PRIMARY_HEADER_BYTES = 6
@@ -105,6 +106,12 @@ def _extractor(f: Field) -> Extractor:
             code = {32: "f", 64: "d"}[f.bits]
         unpack = struct.Struct((">" if f.byte_order == "big" else "<") + code).unpack_from
         return lambda buf, unpack=unpack, byte=byte: unpack(buf, byte)[0]  # type: ignore[misc]
+    if bit == 0 and f.bits % 8 == 0 and f.kind in ("u", "i"):
+        # 24, 40, 48 or 56 bits: whole bytes in the field's own byte order.
+        end = byte + f.bits // 8
+        order = f.byte_order
+        signed_whole = f.kind == "i"
+        return lambda buf: int.from_bytes(buf[byte:end], order, signed=signed_whole)
     # A bit field: read the bytes that cover it as one big-endian integer.
     first = byte
     last = (f.bit_offset + f.bits + 7) // 8
@@ -239,13 +246,6 @@ def _put(buf: bytearray, f: Field | Argument, bit_offset: int, value: Value) -> 
     buf[first:last] = current.to_bytes(last - first, "big")
 
 
-def int_range(kind: str, bits: int) -> tuple[int, int]:
-    """The smallest and largest integer a `u`/`i` field of `bits` holds."""
-    if kind == "i":
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
-
-
 def primary_header(
     word0: int, sequence_count: int, total_length: int, sequence_flags: int = 3
 ) -> bytes:
@@ -268,7 +268,7 @@ def encode_telemetry(
     time_s: float | None = None,
 ) -> bytes:
     """Build a telemetry packet from raw field values (the inverse of `Codec.decode`)."""
-    size = max(length or 0, packet.min_length)
+    size = max(length or 0, packet.length, packet.min_length)
     buf = bytearray(size)
     for f in packet.fields:
         if f.name in raw_values:
@@ -303,9 +303,13 @@ def encode_command(
 ) -> bytes:
     """Build a command packet: header, function code, checksum, then the arguments in order.
 
-    `arguments` are raw (already validated and converted); a missing argument takes its
-    default. The layout is cFS's: byte 6 function code, byte 7 checksum, payload from 8.
+    `arguments` are values as an operator gives them (numbers, state names, text); each is
+    checked and converted with `groundctl.mdb.validate.convert_argument` (ArgumentError
+    when it does not fit), and a missing argument takes its default. The layout is cFS's:
+    byte 6 function code, byte 7 checksum, payload from byte 8.
     """
+    from groundctl.mdb.validate import ArgumentError, convert_argument
+
     size_bits = sum(a.bits for a in command.arguments)
     total = 8 + (size_bits + 7) // 8
     buf = bytearray(total)
@@ -313,8 +317,8 @@ def encode_command(
     for argument in command.arguments:
         value = arguments.get(argument.name, argument.default)
         if value is None:
-            raise ValueError(f"{command.name}: argument {argument.name} has no value")
-        _put(buf, argument, bit, value)
+            raise ArgumentError(f"{command.name}: argument {argument.name} has no value")
+        _put(buf, argument, bit, convert_argument(argument, value))
         bit += argument.bits
     buf[0:6] = primary_header(command.id, sequence_count, total)
     buf[6] = command.function_code & 0x7F

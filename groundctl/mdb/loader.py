@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from groundctl.errors import MDBError
-from groundctl.mdb.codec import int_range
 from groundctl.mdb.expr import ExpressionError, compile_expression
 from groundctl.mdb.model import (
     Argument,
@@ -32,6 +31,7 @@ from groundctl.mdb.model import (
     Table,
     TimeFormat,
     Verification,
+    int_range,
 )
 from groundctl.tomlreader import Keys, TomlReader, kind_of, parse_toml, read_text
 
@@ -91,6 +91,12 @@ class _Reader(TomlReader):
         for i, item in enumerate(raw_packets):
             packet = self.packet(item, ("packets", i), order)
             keys: Keys = ("packets", i)
+            if id_kind == "apid" and packet.id > 0x7FF:
+                raise self.error(
+                    (*keys, "id"),
+                    f"APID 0x{packet.id:x} does not fit 11 bits (0 to 0x7ff)",
+                    hint='with id = "msgid" in [mission], ids are the whole first header word',
+                )
             if packet.id in packets:
                 raise self.error(
                     (*keys, "id"),
@@ -114,7 +120,10 @@ class _Reader(TomlReader):
                         ("packets", p_index, "fields", f_index, "limits", "when"),
                         known,
                     )
-        commands = self.commands(raw.get("commands", []), packets)
+        for d_index, d in enumerate(derived):
+            if d.limits and d.limits.when:
+                self.check_expression(d.limits.when, ("derived", d_index, "limits", "when"), known)
+        commands = self.commands(raw.get("commands", []), packets, order)
         return Mission(
             name=name,
             id_kind=id_kind,  # type: ignore[arg-type]
@@ -123,7 +132,7 @@ class _Reader(TomlReader):
             derived=tuple(derived),
             time=time,
             checksum=checksum,  # type: ignore[arg-type]
-            description=head.get("description", ""),
+            description=self.text(head, "description", ("mission",)),
             source=str(self.path),
         )
 
@@ -162,6 +171,12 @@ class _Reader(TomlReader):
         keys: Keys = ("mission", "time")
         entry = self.table(value, keys)
         self.check_keys(entry, {"seconds", "subseconds", "subsecond_scale", "epoch"}, keys)
+        if "seconds" not in entry:
+            raise self.error(
+                (*keys, "seconds"),
+                "missing",
+                hint='e.g. seconds = { offset = 6, type = "u32", byte_order = "big" }',
+            )
         seconds = self.field(entry["seconds"], (*keys, "seconds"), "seconds", 0, order)
         subseconds = (
             self.field(entry["subseconds"], (*keys, "subseconds"), "subseconds", 0, order)
@@ -225,10 +240,18 @@ class _Reader(TomlReader):
             id=pid,
             fields=tuple(fields),
             period_s=period,
-            description=entry.get("description", ""),
+            description=self.text(entry, "description", keys),
             min_length=needed,
+            length=length,
             event=event,
         )
+
+    def text(self, table: Mapping[str, Any], key: str, keys: Keys) -> str:
+        """An optional free-text key (unit, description): a string, default ""."""
+        value = table.get(key, "")
+        if not isinstance(value, str):
+            raise self.error((*keys, key), f"expected a string, found {kind_of(value)}")
+        return value
 
     def identifier(self, table: Mapping[str, Any], key: str, keys: Keys) -> str:
         value = self.string(table, key, keys)
@@ -276,6 +299,12 @@ class _Reader(TomlReader):
             if "bit" in entry:
                 raise self.error((*keys, "bit"), "bit needs an offset", hint="add offset = N")
             start = cursor
+        if kind in ("f", "str", "bytes") and start % 8:
+            raise self.error(
+                keys,
+                f"a {kind} field must start on a byte boundary (bit offset {start} is not)",
+                hint="give it an offset and no bit, or move the fields before it",
+            )
         byte_order = self.byte_order(entry, keys, order)
         if (start % 8 or bits % 8) and byte_order == "little" and "byte_order" in entry:
             raise self.error(
@@ -290,14 +319,27 @@ class _Reader(TomlReader):
             if "limits" in entry
             else None
         )
+        if (
+            limits is not None
+            and isinstance(calibration, Enumeration)
+            and any(
+                v is not None
+                for v in (limits.yellow_low, limits.yellow_high, limits.red_low, limits.red_high)
+            )
+        ):
+            raise self.error(
+                (*keys, "limits"),
+                "an enumerated field has states, not numeric bands",
+                hint="use yellow_states / red_states",
+            )
         return Field(
             name=name,
             bit_offset=start,
             bits=bits,
             kind=kind,
             byte_order=byte_order,
-            unit=entry.get("unit", ""),
-            description=entry.get("description", ""),
+            unit=self.text(entry, "unit", keys),
+            description=self.text(entry, "description", keys),
             calibration=calibration,
             limits=limits,
         )
@@ -461,14 +503,16 @@ class _Reader(TomlReader):
                 Derived(
                     name=name,
                     expression=expr,
-                    unit=entry.get("unit", ""),
-                    description=entry.get("description", ""),
+                    unit=self.text(entry, "unit", keys),
+                    description=self.text(entry, "description", keys),
                     limits=limits,
                 )
             )
         return result
 
-    def commands(self, value: Any, packets: Mapping[int, Packet]) -> dict[str, Command]:
+    def commands(
+        self, value: Any, packets: Mapping[int, Packet], order: ByteOrder
+    ) -> dict[str, Command]:
         if not isinstance(value, list):
             raise self.error(("commands",), "expected [[commands]] tables")
         result: dict[str, Command] = {}
@@ -488,7 +532,7 @@ class _Reader(TomlReader):
             if not isinstance(raw_args, list):
                 raise self.error((*keys, "arguments"), "expected a list of argument tables")
             for j, arg in enumerate(raw_args):
-                argument = self.argument(arg, (*keys, "arguments", j))
+                argument = self.argument(arg, (*keys, "arguments", j), order)
                 if any(a.name == argument.name for a in arguments):
                     raise self.error(
                         (*keys, "arguments", j, "name"), f"duplicate argument {argument.name!r}"
@@ -505,12 +549,12 @@ class _Reader(TomlReader):
                 ),
                 arguments=tuple(arguments),
                 hazardous=hazardous,
-                description=entry.get("description", ""),
+                description=self.text(entry, "description", keys),
                 verification=self.verification(entry.get("verify", {}), (*keys, "verify"), packets),
             )
         return result
 
-    def argument(self, value: Any, keys: Keys) -> Argument:
+    def argument(self, value: Any, keys: Keys, order: ByteOrder) -> Argument:
         entry = self.table(value, keys)
         self.check_keys(
             entry,
@@ -542,19 +586,23 @@ class _Reader(TomlReader):
         for state, raw in self.table(entry.get("states", {}), (*keys, "states")).items():
             if not isinstance(raw, int) or isinstance(raw, bool):
                 raise self.error((*keys, "states", state), "expected an integer raw value")
+            if kind in ("u", "i"):
+                low_raw, high_raw = int_range(kind, bits)
+                if not low_raw <= raw <= high_raw:
+                    raise self.error((*keys, "states", state), f"{raw} does not fit {kind}{bits}")
             states[state] = raw
         default = entry.get("default")
         argument = Argument(
             name=name,
             kind=kind,
             bits=bits,
-            byte_order=self.byte_order(entry, keys, "little"),
-            unit=entry.get("unit", ""),
+            byte_order=self.byte_order(entry, keys, order),
+            unit=self.text(entry, "unit", keys),
             minimum=low,
             maximum=high,
             states=states,
             default=default,
-            description=entry.get("description", ""),
+            description=self.text(entry, "description", keys),
         )
         if default is not None:
             from groundctl.mdb.validate import ArgumentError, convert_argument

@@ -14,6 +14,13 @@ from typing import Literal
 ByteOrder = Literal["big", "little"]
 
 
+def int_range(kind: str, bits: int) -> tuple[int, int]:
+    """The smallest and largest integer a `u`/`i` field of `bits` holds."""
+    if kind == "i":
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
 @dataclass(frozen=True)
 class Polynomial:
     """eng = c0 + c1*raw + c2*raw**2 + ..."""
@@ -108,6 +115,7 @@ class Packet:
     period_s: float | None = None
     description: str = ""
     min_length: int = 0  # bytes: every field must fit
+    length: int = 0  # bytes: the declared size (at least min_length), what encoders build
     event: EventMapping | None = None
 
     def field(self, name: str) -> Field:

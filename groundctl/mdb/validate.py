@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from groundctl.mdb.codec import int_range
-from groundctl.mdb.model import Argument
+from groundctl.mdb.model import Argument, int_range
 
 Raw = int | float | str | bytes
 

@@ -144,3 +144,95 @@ def test_expressions_are_safe_and_correct():
     for bad in ("A.__class__()", "[x for x in A]", "lambda: 1", "A[0]", "open('f')", "A; B"):
         with pytest.raises(ExpressionError):
             compile_expression(bad)
+
+
+def test_state_name_default_encodes_to_its_raw_value(tmp_path):
+    from groundctl.mdb.codec import encode_command
+
+    mission = load_mission(write(tmp_path, GOOD))
+    packet = encode_command(mission, mission.commands["SET_MODE"], {})
+    assert packet[8] == 1  # ECO
+    assert encode_command(mission, mission.commands["SET_MODE"], {"mode": "PERF"})[8] == 2
+
+
+def test_odd_width_little_endian_integers_round_trip(tmp_path):
+    text = GOOD.replace(
+        '{ name = "SPARE", type = "u5" },',
+        '{ name = "SPARE", type = "u5" },\n  { name = "COUNT24", offset = 12, type = "i24", byte_order = "little" },',
+    ).replace('unit = "degC", table', 'unit = "degC", offset = 11, table')
+    mission = load_mission(write(tmp_path, text))
+    power = mission.packets[0x101]
+    raw = encode_telemetry(mission, power, {"COUNT24": -123456, "BATT_V": 1})
+    assert raw[12:15] == (-123456).to_bytes(3, "little", signed=True)
+    assert Codec(mission).decode(raw).raw_values["COUNT24"] == -123456
+
+
+NESTED = """\
+[mission]
+name = "nested"
+
+[[packets]]
+name = "A"
+id = 1
+
+[[packets.fields]]
+name = "X"
+offset = 6
+type = "u8"
+
+[[packets]]
+name = "B"
+id = 2
+
+[[packets.fields]]
+name = "Y"
+offset = 6
+type = "u8"
+
+[[packets.fields]]
+name = "Z"
+offset = 7
+type = "q9"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (NESTED, 25, "packets[1].fields[1].type: unknown type 'q9'"),
+        (
+            GOOD.replace(
+                "[[packets]]",
+                '[mission.time]\nsubseconds = { offset = 10, type = "u16" }\n\n[[packets]]',
+            ),
+            6,
+            "mission.time.seconds: missing",
+        ),
+        (
+            GOOD.replace(
+                "limits = { red = [-50, 50] }", 'limits = { red = [-50, 50], when = "MODE ==" }'
+            ),
+            23,
+            "not a valid expression",
+        ),
+        (
+            GOOD.replace('{ name = "HEATER", type = "u1" }', '{ name = "HEATER", type = "f32" }'),
+            14,
+            "a f field must start on a byte boundary",
+        ),
+        (GOOD.replace("id = 0x101", "id = 0x901"), 8, "APID 0x901 does not fit 11 bits"),
+        (
+            GOOD.replace('"2" = "PERF" }', '"2" = "PERF" }, limits = { red = [0, 1] }'),
+            13,
+            "an enumerated field has states, not numeric bands",
+        ),
+        (GOOD.replace('unit = "V", poly', "unit = 5, poly"), 11, "unit: expected a string"),
+        (GOOD.replace("PERF = 2 }", "PERF = 300 }"), 30, "300 does not fit u8"),
+    ],
+)
+def test_more_mistakes_are_caught(tmp_path, text, line, message):
+    path = write(tmp_path, text)
+    with pytest.raises(MDBError) as caught:
+        load_mission(path)
+    assert str(caught.value).startswith(f"{path}:{line}: "), str(caught.value)
+    assert message in str(caught.value)
