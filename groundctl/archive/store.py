@@ -336,6 +336,12 @@ class Archive:
         )
         return StoredTLESet(*_set_fields(row), raw=row[7], tles=tles)
 
+    def latest_tle_set_for_query(self, query: str) -> StoredTLESet | None:
+        """The newest archived set fetched for a GP query (e.g. "group:starlink"), from
+        whichever server or mirror it came; None if there is none."""
+        source = _latest_source_for_query(self, query)
+        return None if source is None else self.latest_tle_set(source)
+
     def tle_sets(self) -> list[StoredTLESet]:
         """Summaries of every archived set, newest first (without raw text or TLEs)."""
         rows = self.conn.execute(
@@ -466,6 +472,257 @@ class Archive:
         """Row count of every table, by table name (including `schema_migrations`)."""
         return {name: self.db[name].count for name in self.db.table_names()}
 
+    # --- telemetry: statistics, queries, export, retention ------------------------------
+    # Reads of samples go through the samples(node, parameter, time) index: nodes and
+    # parameters are listed by skipping through it (one seek per distinct value, not a
+    # scan), ranges and "latest" are seeks on (node, parameter) then time.
+
+    def disk_bytes(self) -> tuple[int, int]:
+        """Bytes on disk of the database file and of its write-ahead log (0 when none)."""
+        sizes = []
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                sizes.append(path.stat().st_size)
+            except OSError:
+                sizes.append(0)
+        return sizes[0], sizes[1]
+
+    def frame_status_counts(self) -> dict[tuple[str, str], int]:
+        """Archived frames by (direction, status): ("down", "ok"), ("up", "sent"), ..."""
+        rows = self.conn.execute(
+            "SELECT direction, status, count(*) FROM frames GROUP BY direction, status "
+            "ORDER BY direction, status"
+        )
+        return {(direction, status): int(n) for direction, status, n in rows}
+
+    def time_span(self, table: str) -> tuple[float, float] | None:
+        """First and last `time` (Unix seconds UTC) of "frames", "samples" or "events".
+
+        Frames carry their receive (or send) time; samples and events the packet time when
+        the packet has one. None when the table is empty; ValueError for another table.
+        """
+        if table not in ("frames", "samples", "events"):
+            raise ValueError(f"no telemetry table {table!r}")
+        # Two subqueries: min() and max() in one SELECT would defeat the index on time.
+        row = self.conn.execute(
+            f"SELECT (SELECT min(time) FROM {table}), (SELECT max(time) FROM {table})"
+        ).fetchone()
+        return None if row[0] is None else (float(row[0]), float(row[1]))
+
+    def node_counts(self) -> dict[str, dict[str, int]]:
+        """Per node, sorted by name: counts of "downlink" and "uplink" frames, "samples"
+        and "events"."""
+        counts: dict[str, dict[str, int]] = {}
+
+        def add(node: str, key: str, n: int) -> None:
+            entry = counts.setdefault(node, dict.fromkeys(_NODE_COUNT_KEYS, 0))
+            entry[key] += int(n)
+
+        for node, direction, n in self.conn.execute(
+            "SELECT node, direction, count(*) FROM frames GROUP BY node, direction"
+        ):
+            add(node, "downlink" if direction == "down" else "uplink", n)
+        for node, n in self.conn.execute("SELECT node, count(*) FROM samples GROUP BY node"):
+            add(node, "samples", n)
+        for node, n in self.conn.execute("SELECT node, count(*) FROM events GROUP BY node"):
+            add(node, "events", n)
+        return dict(sorted(counts.items()))
+
+    def sample_nodes(self, parameter: str | None = None) -> list[str]:
+        """Nodes that have samples (of `parameter`, when given), sorted."""
+        nodes = [row[0] for row in self.conn.execute(_SAMPLE_NODES_SQL)]
+        if parameter is None:
+            return nodes
+        return [
+            node
+            for node in nodes
+            if self.conn.execute(
+                "SELECT 1 FROM samples WHERE node = ? AND parameter = ? LIMIT 1",
+                (node, parameter),
+            ).fetchone()
+        ]
+
+    def sample_parameters(self, node: str | None = None) -> list[str]:
+        """Distinct parameter names with samples (of `node`, when given), sorted."""
+        names: set[str] = set()
+        for name in [node] if node is not None else self.sample_nodes():
+            names.update(row[0] for row in self.conn.execute(_SAMPLE_PARAMETERS_SQL, (name,)))
+        return sorted(names)
+
+    def query_samples(
+        self,
+        parameter: str,
+        *,
+        node: str | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        limit: int = 0,
+    ) -> Iterator[StoredSample]:
+        """Samples of `parameter` with start_s <= time < end_s (Unix seconds; None: open),
+        of one node or of every node, in time order (then node); at most `limit` (0: all).
+
+        Rows are read lazily, so millions of samples stream in constant memory.
+        """
+        nodes = [node] if node is not None else self.sample_nodes(parameter)
+        if not nodes:
+            return iter(())
+        times, args = _time_range(start_s, end_s)
+        sql = (
+            "SELECT time, node, parameter, raw, value, state FROM samples "
+            f"WHERE node IN ({', '.join('?' * len(nodes))}) AND parameter = ?{times} "
+            "ORDER BY time, node"
+        )
+        if limit > 0:
+            sql += f" LIMIT {int(limit)}"
+        cursor = self.conn.execute(sql, [*nodes, parameter, *args])
+        return (StoredSample(*row) for row in cursor)
+
+    def latest_samples(
+        self,
+        parameter: str,
+        *,
+        node: str | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+    ) -> list[StoredSample]:
+        """The latest sample of `parameter` per node (with start_s <= time < end_s when
+        given), sorted by node; one index seek per node."""
+        times, args = _time_range(start_s, end_s)
+        sql = (
+            "SELECT time, node, parameter, raw, value, state FROM samples "
+            f"WHERE node = ? AND parameter = ?{times} ORDER BY time DESC, rowid DESC LIMIT 1"
+        )
+        latest = []
+        for name in [node] if node is not None else self.sample_nodes(parameter):
+            row = self.conn.execute(sql, [name, parameter, *args]).fetchone()
+            if row is not None:
+                latest.append(StoredSample(*row))
+        return latest
+
+    def downlink_frames(
+        self, start_s: float, end_s: float, *, node: str | None = None
+    ) -> Iterator[StoredFrame]:
+        """Downlink frames received with start_s <= time < end_s (Unix seconds), of one node
+        or all, in receive order (time, then id), every status, read lazily."""
+        sql = (
+            "SELECT id, time, node, link, status, raw FROM frames "
+            "WHERE direction = 'down' AND time >= ? AND time < ?"
+        )
+        args: list[Any] = [start_s, end_s]
+        if node is not None:
+            sql += " AND node = ?"
+            args.append(node)
+        cursor = self.conn.execute(sql + " ORDER BY time, id", args)
+        return (StoredFrame(*row) for row in cursor)
+
+    def prune_telemetry(self, before_s: float, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete telemetry older than `before_s` (Unix seconds) in one transaction; return
+        the rows removed per table (with `dry_run`, the rows that would be, deleting none).
+
+        Each table goes by its own `time`: frames by receive time, samples and events by
+        packet time when the packet had one (a node with an unset clock has samples in
+        1980), alert_actions only of alerts both cleared and acknowledged. Alerts stay
+        (their row is the summary). Does not shrink the file: see `vacuum`.
+        """
+        if dry_run:
+            return {
+                table: int(
+                    self.conn.execute(
+                        f"SELECT count(*) FROM {table} WHERE {where}", (before_s,)
+                    ).fetchone()[0]
+                )
+                for table, where in _PRUNE_WHERE.items()
+            }
+        with self.transaction() as conn:
+            removed = {
+                table: conn.execute(f"DELETE FROM {table} WHERE {where}", (before_s,)).rowcount
+                for table, where in _PRUNE_WHERE.items()
+            }
+        return removed
+
+    def vacuum(self) -> None:
+        """Rebuild the file without free pages (SQLite VACUUM), then fold the write-ahead
+        log back in, so the size on disk is what remains. Needs exclusive access for the
+        duration; raises ArchiveError when another program holds the archive."""
+        try:
+            self.conn.execute("VACUUM")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as error:
+            raise self._error("vacuum", error) from None
+
 
 def _set_fields(row: Sequence[Any]) -> tuple[int, str, str, str, datetime, str, int]:
     return (int(row[0]), row[1], row[2], row[3], from_text(row[4]), row[5], int(row[6]))
+
+
+@dataclass(frozen=True)
+class StoredSample:
+    """One archived sample. `time_s` is Unix seconds UTC: the packet time when the packet
+    has one, else the receive time. `raw` and `value` (engineering) are int, float, str or
+    bytes as decoded; `state` is the limit state ('' when the parameter has no limits)."""
+
+    time_s: float
+    node: str
+    parameter: str
+    raw: Any
+    value: Any
+    state: str
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    """One archived frame: `raw` is every byte as received; `time_s` the receive time
+    (Unix seconds UTC); `status` ok, malformed, unknown, no-mission (or sent, uplink)."""
+
+    id: int
+    time_s: float
+    node: str
+    link: str
+    status: str
+    raw: bytes
+
+
+_NODE_COUNT_KEYS = ("downlink", "uplink", "samples", "events")
+
+# A loose index scan: each step seeks the next node in samples(node, parameter, time).
+_SAMPLE_NODES_SQL = """
+WITH RECURSIVE n(node) AS (
+    SELECT (SELECT min(node) FROM samples)
+    UNION ALL
+    SELECT (SELECT min(node) FROM samples WHERE node > n.node) FROM n WHERE n.node IS NOT NULL
+) SELECT node FROM n WHERE node IS NOT NULL"""
+
+_SAMPLE_PARAMETERS_SQL = """
+WITH RECURSIVE p(parameter) AS (
+    SELECT (SELECT min(parameter) FROM samples WHERE node = ?1)
+    UNION ALL
+    SELECT (SELECT min(parameter) FROM samples WHERE node = ?1 AND parameter > p.parameter)
+    FROM p WHERE p.parameter IS NOT NULL
+) SELECT parameter FROM p WHERE parameter IS NOT NULL"""
+
+_PRUNE_WHERE = {
+    "frames": "time < ?",
+    "samples": "time < ?",
+    "events": "time < ?",
+    "alert_actions": "time < ? AND alert_id IN "
+    "(SELECT id FROM alerts WHERE cleared IS NOT NULL AND acked IS NOT NULL)",
+}
+
+
+def _time_range(start_s: float | None, end_s: float | None) -> tuple[str, list[float]]:
+    sql, args = "", []
+    if start_s is not None:
+        sql += " AND time >= ?"
+        args.append(start_s)
+    if end_s is not None:
+        sql += " AND time < ?"
+        args.append(end_s)
+    return sql, args
+
+
+def _latest_source_for_query(archive: Archive, query: str) -> str | None:
+    row = archive.conn.execute(
+        "SELECT source FROM tle_sets WHERE query = ? ORDER BY fetched_at DESC, id DESC LIMIT 1",
+        (query,),
+    ).fetchone()
+    return None if row is None else str(row[0])
