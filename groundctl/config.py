@@ -13,25 +13,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from groundctl.errors import ConfigError
 from groundctl.orbits.model import Station
 from groundctl.paths import data_dir
-from groundctl.tomlreader import Keys, TomlReader, parse_toml, read_text
+from groundctl.tomlreader import Keys, TomlReader, kind_of, parse_toml, read_text
 
 DEFAULT_CONFIG_NAME = "groundctl.toml"
 DEFAULT_ARCHIVE = "groundctl.db"
 CELESTRAK_URL = "https://celestrak.org"
+WALKER_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class WalkerShell:
     """A synthetic shell of nodes in circular orbits (Walker delta pattern).
 
-    TLEs are generated with the epoch at 00:00 UTC of the day they are needed, so a
-    demo or training fleet never goes stale.
+    Its TLEs are exact by construction (no drag), so they are never reported stale; all
+    share one reference `epoch`, so positions are the same whatever window is asked for.
     """
 
     name_format: str
@@ -42,6 +44,7 @@ class WalkerShell:
     phasing: int = 1
     raan_offset_deg: float = 0.0
     first_catalogue_number: int = 90001
+    epoch: datetime = WALKER_EPOCH
 
 
 @dataclass(frozen=True)
@@ -307,14 +310,21 @@ class _Reader(TomlReader):
             elif kind == "walker":
                 source = _replace(source, walker=self.walker(entry["walker"], (*keys, "walker")))
             elif kind == "celestrak_group":
-                group = self.string(entry, "celestrak_group", keys)
+                group = self.string(entry, "celestrak_group", keys).strip()
+                if not all(c.isalnum() or c in "-_." for c in group):
+                    raise self.error(
+                        (*keys, "celestrak_group"), f"{group!r} is not a CelesTrak group name"
+                    )
                 source = _replace(source, celestrak_group=group)
             else:
                 catnr = entry["celestrak_catnr"]
                 if (
                     not isinstance(catnr, list)
                     or not catnr
-                    or not all(isinstance(n, int) and 0 < n < 1_000_000_000 for n in catnr)
+                    or not all(
+                        isinstance(n, int) and not isinstance(n, bool) and 0 < n < 1_000_000_000
+                        for n in catnr
+                    )
                 ):
                     raise self.error(
                         (*keys, "celestrak_catnr"),
@@ -350,6 +360,7 @@ class _Reader(TomlReader):
             "phasing",
             "raan_offset_deg",
             "first_catalogue_number",
+            "epoch",
         }
         self.check_keys(entry, allowed, keys)
         name_format = self.string(entry, "name_format", keys, default="NODE-{n:02d}")
@@ -385,7 +396,24 @@ class _Reader(TomlReader):
                 entry, "raan_offset_deg", keys, default=0.0, low=0, high=360
             ),
             first_catalogue_number=first,
+            epoch=self.instant(entry, "epoch", keys, WALKER_EPOCH),
         )
+
+    def instant(
+        self, table: Mapping[str, Any], key: str, keys: Keys, default: datetime
+    ) -> datetime:
+        """An ISO 8601 time (TOML datetime or string); naive means UTC."""
+        if key not in table:
+            return default
+        value = table[key]
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise self.error((*keys, key), f"{value!r} is not an ISO 8601 time") from None
+        if not isinstance(value, datetime):
+            raise self.error((*keys, key), f"expected a time, found {kind_of(value)}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     def nodes(self, value: Any) -> dict[str, NodeConfig]:
         table = self.table(value, ("nodes",))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from groundctl.config import Config, FleetSource
 from groundctl.errors import ConfigError
@@ -17,6 +18,9 @@ from groundctl.orbits.model import TLE
 from groundctl.orbits.passes import Satellite
 from groundctl.orbits.tle import TLEProblem, load_tle_file, parse_tle_text, stale
 from groundctl.orbits.walker import walker_shell
+
+if TYPE_CHECKING:
+    from groundctl.links.celestrak import GPQuery
 
 # Given a CelesTrak source of the config, return the cached TLEs (or None if never fetched).
 CachedSet = Callable[[FleetSource], tuple[list[TLE], datetime] | None]
@@ -31,6 +35,8 @@ class Fleet:
     problems: tuple[TLEProblem, ...] = ()
     stale: tuple[TLE, ...] = ()
     notes: tuple[str, ...] = ()
+    # Sources whose TLEs came from the archive (CelesTrak sets): not to be archived again.
+    archived_sources: frozenset[str] = frozenset()
 
     def satellites(self, nodes: Sequence[str] | None = None) -> list[Satellite]:
         """The nodes as predictor input, optionally only those named (case-insensitive)."""
@@ -52,33 +58,64 @@ def fleet_from_tles(
     now: datetime,
     max_age_days: float = 7.0,
     priorities: dict[str, int] | None = None,
+    never_stale: frozenset[str] = frozenset(),
 ) -> Fleet:
-    """Build a Fleet from TLEs: de-duplicate names (newest epoch wins) and flag stale ones."""
-    by_name: dict[str, TLE] = {}
+    """Build a Fleet from TLEs.
+
+    One TLE per catalogue number (the newest epoch wins); two different satellites with
+    one name are both kept, the later renamed "NAME (catalogue number)". Both cases are
+    reported as problems. TLEs older than `max_age_days` at `now` are flagged stale,
+    except those whose source is in `never_stale` (synthetic shells, exact by design).
+    """
     found = list(problems)
+    by_number: dict[int, TLE] = {}
     for tle in tles:
-        old = by_name.get(tle.name)
-        if old is not None:
-            keep, drop = (tle, old) if tle.epoch >= old.epoch else (old, tle)
+        old = by_number.get(tle.norad_id)
+        if old is None:
+            by_number[tle.norad_id] = tle
+            continue
+        keep, drop = (tle, old) if tle.epoch >= old.epoch else (old, tle)
+        found.append(
+            TLEProblem(
+                drop.source,
+                drop.line,
+                "catalogue number",
+                f"catalogue {tle.norad_id} appears twice ({old.name!r} and {tle.name!r}); "
+                f"keeping the one with epoch {keep.epoch:%Y-%m-%d %H:%M}Z",
+            )
+        )
+        by_number[tle.norad_id] = keep
+    by_name: dict[str, TLE] = {}
+    for tle in by_number.values():
+        if tle.name in by_name:
+            renamed = f"{tle.name} ({tle.norad_id})"
             found.append(
                 TLEProblem(
-                    drop.source,
-                    drop.line,
+                    tle.source,
+                    tle.line,
                     "node name",
-                    f"{tle.name} appears twice (catalogue {old.norad_id} and {tle.norad_id}); "
-                    f"keeping the one with epoch {keep.epoch:%Y-%m-%d %H:%M}Z",
+                    f"{tle.name!r} is also catalogue {by_name[tle.name].norad_id}; this one "
+                    f"is called {renamed!r}",
                 )
             )
-            by_name[tle.name] = keep
-        else:
-            by_name[tle.name] = tle
+            tle = replace(tle, name=renamed)
+        by_name[tle.name] = tle
     kept = tuple(by_name.values())
+    checked = [t for t in kept if t.source not in never_stale]
     return Fleet(
         tles=kept,
         priorities=priorities or {},
         problems=tuple(found),
-        stale=tuple(stale(kept, now, max_age_days)),
+        stale=tuple(stale(checked, now, max_age_days)),
     )
+
+
+def gp_queries(source: FleetSource) -> list[GPQuery]:
+    """The CelesTrak GP queries of a fleet source (none for other kinds of source)."""
+    from groundctl.links.celestrak import GPQuery
+
+    queries = [GPQuery(group=source.celestrak_group)] if source.celestrak_group else []
+    return queries + [GPQuery(catnr=n) for n in source.celestrak_catnr]
 
 
 def load_fleet(
@@ -87,19 +124,24 @@ def load_fleet(
     now: datetime | None = None,
     cached: CachedSet | None = None,
 ) -> Fleet:
-    """Load every fleet source of `config`.
+    """Load every fleet source of `config`; staleness is judged at `now` (the window start).
 
     Bad TLE lines are reported in `Fleet.problems` and skipped. A CelesTrak source that
-    was never fetched raises ConfigError with the command to run. Walker shells get their
-    epoch at 00:00 UTC of `now`'s day.
+    was never fetched raises ConfigError with the command to run.
     """
     now = now or datetime.now(UTC)
     tles: list[TLE] = []
     problems: list[TLEProblem] = []
     priorities: dict[str, int] = {}
     notes: list[str] = []
+    synthetic: set[str] = set()
+    archived: set[str] = set()
     for source in config.fleet:
-        loaded, found = _load_source(config, source, now, cached, notes)
+        loaded, found = _load_source(config, source, cached, notes)
+        if source.walker is not None:
+            synthetic.update(t.source for t in loaded)
+        if source.celestrak_group or source.celestrak_catnr:
+            archived.update(t.source for t in loaded)
         renamed = [replace(t, name=source.names.get(t.norad_id, t.name)) for t in loaded]
         for tle in renamed:
             priorities[tle.name] = config.priority_of(tle.name, source.priority)
@@ -111,15 +153,19 @@ def load_fleet(
             hint='add e.g. [[fleet]] tle_file = "fleet.tle"  (see docs/config.md)',
         )
     fleet = fleet_from_tles(
-        tles, problems, now=now, max_age_days=config.tle.max_age_days, priorities=priorities
+        tles,
+        problems,
+        now=now,
+        max_age_days=config.tle.max_age_days,
+        priorities=priorities,
+        never_stale=frozenset(synthetic),
     )
-    return replace(fleet, notes=tuple(notes))
+    return replace(fleet, notes=tuple(notes), archived_sources=frozenset(archived))
 
 
 def _load_source(
     config: Config,
     source: FleetSource,
-    now: datetime,
     cached: CachedSet | None,
     notes: list[str],
 ) -> tuple[list[TLE], list[TLEProblem]]:
@@ -129,7 +175,6 @@ def _load_source(
         return parse_tle_text(source.tle_text, f"{config.path} {source.key}.tle")
     if source.walker is not None:
         w = source.walker
-        epoch = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return (
             walker_shell(
                 name_format=w.name_format,
@@ -137,7 +182,7 @@ def _load_source(
                 per_plane=w.per_plane,
                 altitude_km=w.altitude_km,
                 inclination_deg=w.inclination_deg,
-                epoch=epoch,
+                epoch=w.epoch,
                 phasing=w.phasing,
                 raan_offset_deg=w.raan_offset_deg,
                 first_catalogue_number=w.first_catalogue_number,
@@ -158,6 +203,6 @@ def _load_source(
             "archived set",
         )
     tles, fetched_at = found
-    age_h = (now - fetched_at).total_seconds() / 3600.0
+    age_h = (datetime.now(UTC) - fetched_at).total_seconds() / 3600.0
     notes.append(f"{source.key}: CelesTrak set fetched {age_h:.1f} h ago ({len(tles)} TLEs)")
     return list(tles), []

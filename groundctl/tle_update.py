@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
-
-import httpx
+from typing import TYPE_CHECKING, Literal
 
 from groundctl.archive import Archive, StoredTLESet
 from groundctl.errors import ArchiveError, FetchError
 from groundctl.links.celestrak import GPQuery, fetch_gp, gp_url
 from groundctl.orbits.tle import TLEProblem, parse_tle_text
+
+if TYPE_CHECKING:
+    import httpx
 
 # CelesTrak updates GP data a few times a day and asks (in its GP documentation) for at
 # most one download of the same data every 2 hours; it blocks clients that ask more often.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,15 @@ def test_the_documented_example_loads(tmp_path):
     names = set(fleet.names())
     assert {"ODC-01", "ODC-03", "SIM-01", "SIM-24", "ISS (ZARYA)"} <= names
     assert fleet.priorities["ODC-01"] == 10 and fleet.priorities["SIM-01"] == 0
+
+
+def test_fleet_keeps_one_tle_per_catalogue_number_and_unique_names():
+    from groundctl.fleet import fleet_from_tles
+
+    tles, _ = parse_tle_text(TLE + ISS)
+    older = replace(tles[0], epoch=tles[0].epoch - timedelta(days=3), line=99)
+    twin = replace(tles[1], name=tles[0].name)  # another satellite, same name
+    fleet = fleet_from_tles([older, tles[0], twin], now=tles[0].epoch)
+    assert [t.name for t in fleet.tles] == ["STARLINK-1008", "STARLINK-1008 (25544)"]
+    assert fleet.tles[0].epoch == tles[0].epoch
+    assert [p.field for p in fleet.problems] == ["catalogue number", "node name"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from groundctl import __version__
 from groundctl.errors import GroundctlError
@@ -16,9 +17,9 @@ err_console = Console(stderr=True, highlight=False)
 
 def report(error: GroundctlError) -> None:
     """Print a user-facing error: title, message and hint, never a traceback."""
-    err_console.print(f"[bold red]{error.title}:[/] {error.message}", soft_wrap=True)
+    err_console.print(f"[bold red]{error.title}:[/] {escape(error.message)}", soft_wrap=True)
     if error.hint:
-        err_console.print(f"  [yellow]hint:[/] {error.hint}", soft_wrap=True)
+        err_console.print(f"  [yellow]hint:[/] {escape(error.hint)}", soft_wrap=True)
 
 
 class GroundctlGroup(click.Group):

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from groundctl.config import Config, FleetSource, load_config, resolve_config_path
+from groundctl.config import (
+    DEFAULT_CONFIG_NAME,
+    Config,
+    FleetSource,
+    load_config,
+    resolve_config_path,
+)
 from groundctl.orbits.model import TLE
 
 if TYPE_CHECKING:
@@ -23,6 +29,14 @@ def config(ctx: click.Context) -> Config:
         obj["config"] = load_config(resolve_config_path(obj.get("config_path")))
     cfg: Config = obj["config"]
     return cfg
+
+
+def optional_config(ctx: click.Context) -> Config | None:
+    """The config when one is given or ./groundctl.toml exists; None instead of the demo."""
+    obj = ctx.find_root().obj
+    if obj.get("config_path") or Path(DEFAULT_CONFIG_NAME).is_file():
+        return config(ctx)
+    return None
 
 
 def archive_path(ctx: click.Context, cfg: Config | None) -> Path:
@@ -47,22 +61,20 @@ def archive(ctx: click.Context, cfg: Config | None) -> Archive:
 
 
 def cached_sets(ctx: click.Context, cfg: Config) -> CachedSet:
-    """A lookup of the newest archived CelesTrak set for a fleet source (no network)."""
+    """A lookup of the newest archived CelesTrak set for a fleet source (no network).
+
+    Sets are found by their GP query (group or catalogue number), whichever server or
+    mirror `groundctl tle fetch` got them from.
+    """
 
     def lookup(source: FleetSource) -> tuple[list[TLE], datetime] | None:
-        from groundctl.links.celestrak import GPQuery
-        from groundctl.tle_update import source_url
+        from groundctl.fleet import gp_queries
 
-        queries = (
-            [GPQuery(group=source.celestrak_group)]
-            if source.celestrak_group
-            else [GPQuery(catnr=n) for n in source.celestrak_catnr]
-        )
         db = archive(ctx, cfg)
         tles: list[TLE] = []
         oldest: datetime | None = None
-        for query in queries:
-            stored = db.latest_tle_set(source_url(cfg.tle.base_url, query))
+        for query in gp_queries(source):
+            stored = db.latest_tle_set_for_query(str(query))
             if stored is None:
                 return None
             tles.extend(stored.tles)

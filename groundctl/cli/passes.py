@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -52,8 +53,11 @@ def iso_z(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
-def parse_start(value: str | None) -> datetime:
-    """--start: ISO 8601; a time without zone is UTC; 'now' or None is the current time."""
+def parse_time(value: str | None, option: str = "--start") -> datetime:
+    """An ISO 8601 time option; without a zone it is UTC; 'now' or None is the current time.
+
+    Raises UsageError naming `option` when the text is not a time.
+    """
     if value is None or value.lower() == "now":
         return datetime.now(UTC)
     text = value.strip().replace("z", "Z")
@@ -63,10 +67,27 @@ def parse_start(value: str | None) -> datetime:
         t = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
-            f"--start {value!r} is not an ISO 8601 time",
-            hint="e.g. --start 2026-05-14T06:00Z or --start 2026-05-14",
+            f"{option} {value!r} is not an ISO 8601 time",
+            hint=f"e.g. {option} 2026-05-14T06:00Z or {option} 2026-05-14",
         ) from None
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def parse_start(value: str | None) -> datetime:
+    """--start of a prediction: an ISO 8601 time within the range the models cover."""
+    t = parse_time(value)
+    if not EARLIEST <= t <= LATEST:
+        raise UsageError(
+            f"--start {value!r} is outside {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}",
+            hint="TLE epochs are two-digit years from 1957, and the DE421 ephemeris used "
+            "for sunlight ends in 2053",
+        )
+    return t
+
+
+# TLE years are two digits from 1957; DE421 (the Sun) ends on 2053-10-09.
+EARLIEST = datetime(1957, 10, 4, tzinfo=UTC)
+LATEST = datetime(2053, 10, 1, tzinfo=UTC)
 
 
 def parse_station(spec: str, cfg: Config | None, min_elevation: float | None) -> Station:
@@ -97,7 +118,7 @@ def parse_station(spec: str, cfg: Config | None, min_elevation: float | None) ->
 
 
 def countdown(aos: datetime, los: datetime, now: datetime) -> str:
-    """'in 1h 02m', 'in 45s', or 'up, LOS in 3m 10s' for a pass in progress."""
+    """'in 1h 02m', 'in 45s', or 'up LOS 3m 10s' for a pass in progress."""
     if aos <= now < los:
         return f"[bold green]up[/] LOS {_span(los - now)}"
     if los <= now:
@@ -229,7 +250,7 @@ class _LazyProgress:
 def report_fleet(fleet: Fleet, prediction: Prediction | None = None) -> None:
     """Print TLE problems, stale TLEs and propagation failures to stderr (never stdout)."""
     for problem in fleet.problems[:20]:
-        err_console.print(f"[yellow]skipped:[/] {problem}", soft_wrap=True, markup=False)
+        err_console.print(f"[yellow]skipped:[/] {escape(str(problem))}", soft_wrap=True)
     if len(fleet.problems) > 20:
         err_console.print(f"[yellow]... and {len(fleet.problems) - 20} more TLE problems[/]")
     if fleet.stale:
@@ -238,19 +259,24 @@ def report_fleet(fleet: Fleet, prediction: Prediction | None = None) -> None:
         oldest = min(t.epoch for t in fleet.stale)
         err_console.print(
             f"[yellow]stale TLEs:[/] {len(fleet.stale)} node(s) have an epoch older than the "
-            f"limit (oldest {oldest:%Y-%m-%d}): {names}{more}; run `groundctl tle fetch` or "
-            "update the TLE file",
+            f"limit (oldest {oldest:%Y-%m-%d}): {escape(names)}{more}; newer elements are "
+            "needed (`groundctl tle fetch` for CelesTrak sources, else a newer TLE file)",
             soft_wrap=True,
         )
     for note in fleet.notes:
         err_console.print(f"[dim]{note}[/]")
     if prediction is not None:
-        for p in prediction.problems:
+        for p in prediction.problems[:10]:
             err_console.print(
                 f"[red]propagation failed:[/] {p.node} (catalogue {p.norad_id}) from "
                 f"{iso_z(p.first_time)}: {p.message} (sgp4 error {p.code}); passes after "
                 "that time are not predicted",
                 soft_wrap=True,
+            )
+        if len(prediction.problems) > 10:
+            err_console.print(
+                f"[red]... and {len(prediction.problems) - 10} more nodes that could not be "
+                "propagated[/]"
             )
 
 
@@ -340,8 +366,10 @@ def passes(
     t0 = parse_start(start)
     now = datetime.now(UTC)
     end = t0 + timedelta(hours=hours)
+    # The config is needed unless --tle and full --station specs replace it; it is still
+    # used when there is one (archive path, TLE age limit).
     needs_config = tle_file is None or not station_specs or any("," not in s for s in station_specs)
-    cfg = context.config(ctx) if needs_config else None
+    cfg = context.config(ctx) if needs_config else context.optional_config(ctx)
 
     if tle_file is not None:
         tles, problems = load_tle_file(tle_file)
@@ -351,7 +379,7 @@ def passes(
                 hint=str(problems[0]) if problems else "is it a TLE, 3LE or OMM file?",
             )
         fleet = fleet_from_tles(
-            tles, problems, now=now, max_age_days=cfg.tle.max_age_days if cfg else 7.0
+            tles, problems, now=t0, max_age_days=cfg.tle.max_age_days if cfg else 7.0
         )
     else:
         assert cfg is not None
@@ -359,6 +387,13 @@ def passes(
 
     if station_specs:
         stations = [parse_station(s, cfg, min_elevation) for s in station_specs]
+        names = [s.name.lower() for s in stations]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise UsageError(
+                f"--station {duplicate!r} is given twice",
+                hint="each station needs its own name (names are not case-sensitive)",
+            )
     else:
         assert cfg is not None
         stations = list(cfg.stations)
@@ -371,10 +406,17 @@ def passes(
         stations = [replace(s, min_elevation_deg=min_elevation) for s in stations]
 
     satellites = fleet.satellites(nodes or None)
-    if nodes and not satellites:
+    if not fleet.tles:
+        raise UsageError(
+            "the fleet has no valid TLE",
+            hint="see the skipped lines above; fix the TLE sources in the config",
+        )
+    found = {s.name.lower() for s in satellites}
+    missing = [n for n in nodes if n.lower() not in found]
+    if missing:
         known = ", ".join(fleet.names()[:12])
         raise UsageError(
-            f"no node named {', '.join(nodes)} in the fleet",
+            f"no node named {', '.join(missing)} in the fleet",
             hint=f"nodes include: {known}",
         )
 
@@ -388,9 +430,16 @@ def passes(
     report_fleet(fleet, prediction)
 
     if store:
-        _store(ctx, cfg, fleet, prediction, stations, hours, tle_file)
+        parameters = {
+            "hours": hours,
+            "tle_file": tle_file,
+            "fleet_nodes": len(fleet.tles),
+            "nodes": list(nodes),
+            "min_elevation_deg": min_elevation,
+        }
+        _store(ctx, cfg, fleet, prediction, stations, parameters)
 
-    # Upcoming first: passes in progress, then by AOS.
+    # By AOS: a pass in progress (AOS before now) comes first.
     ordered = sorted(planned, key=lambda p: (p.aos, p.station, p.node))
     if as_json:
         click.echo(json.dumps([pass_record(p) for p in ordered], indent=1))
@@ -422,19 +471,20 @@ def _store(
     fleet: Fleet,
     prediction: Prediction,
     stations: Sequence[Station],
-    hours: float,
-    tle_file: str | None,
+    parameters: dict[str, Any],
 ) -> None:
     db = context.archive(ctx, cfg)
     by_source: dict[str, list[Any]] = {}
     for tle in fleet.tles:
         by_source.setdefault(tle.source or "unknown", []).append(tle)
     for source, tles in by_source.items():
+        if source in fleet.archived_sources:
+            continue  # already archived by `groundctl tle fetch`, under its own fetch time
         raw = "".join(f"{t.name}\n{t.line1}\n{t.line2}\n" for t in tles)
         db.store_tle_set(source, "fleet", "3le", raw, tles, datetime.now(UTC))
     db.store_prediction(
         prediction,
         stations,
-        {"hours": hours, "tle_file": tle_file, "nodes": len(fleet.tles)},
+        parameters,
         str(cfg.path) if cfg else "",
     )

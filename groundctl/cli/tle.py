@@ -30,6 +30,19 @@ def tle() -> None:
     """
 
 
+class _Group(click.ParamType):  # type: ignore[type-arg]
+    name = "GROUP"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = value.strip()
+        if not text or not all(c.isalnum() or c in "-_." for c in text):
+            self.fail(f"{value!r} is not a CelesTrak group name (e.g. starlink)", param, ctx)
+        return text
+
+
+GROUP = _Group()
+
+
 @tle.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
@@ -58,6 +71,9 @@ def check(files: tuple[str, ...], max_age_days: float) -> None:
         for problem in fleet.problems:
             click.echo(str(problem))
         bad += len(fleet.problems)
+        if not tles and not fleet.problems:
+            click.echo(f"{name}: no TLE found (empty, or not a TLE, 3LE or OMM file)")
+            bad += 1
         newest = max((t.epoch for t in tles), default=None)
         count = len(fleet.problems)
         summary = f"{name}: {len(tles)} TLEs, {count} problem{'' if count == 1 else 's'}"
@@ -70,8 +86,16 @@ def check(files: tuple[str, ...], max_age_days: float) -> None:
 
 
 @tle.command()
-@click.option("--group", "groups", multiple=True, help="A CelesTrak GP group (repeatable).")
-@click.option("--catnr", "catnrs", multiple=True, type=int, help="A catalogue number (repeatable).")
+@click.option(
+    "--group", "groups", multiple=True, type=GROUP, help="A CelesTrak GP group (repeatable)."
+)
+@click.option(
+    "--catnr",
+    "catnrs",
+    multiple=True,
+    type=click.IntRange(min=1, max=999_999_999),
+    help="A catalogue number (repeatable).",
+)
 @click.option("--base-url", help="GP server base URL (default: the config's [tle] base_url).")
 @click.option("--force", is_flag=True, help="Fetch even if the archived set is under 2 h old.")
 @click.pass_context
@@ -96,6 +120,7 @@ def fetch(
       groundctl tle fetch --group starlink --force
       groundctl tle fetch --catnr 25544 --base-url http://mirror.example:8080
     """
+    from groundctl.fleet import gp_queries
     from groundctl.links.celestrak import GPQuery
     from groundctl.tle_update import update_tles
 
@@ -103,9 +128,7 @@ def fetch(
     queries = [GPQuery(group=g) for g in groups] + [GPQuery(catnr=n) for n in catnrs]
     if not queries:
         for source in cfg.fleet:
-            if source.celestrak_group:
-                queries.append(GPQuery(group=source.celestrak_group))
-            queries.extend(GPQuery(catnr=n) for n in source.celestrak_catnr)
+            queries.extend(gp_queries(source))
     if not queries:
         raise UsageError(
             f"{cfg.path}: no CelesTrak sources in [[fleet]] and no --group/--catnr given",

@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 import struct
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from groundctl.mdb.model import (
     Argument,
@@ -330,24 +329,7 @@ def encode_command(
 
 def verify_cfs_checksum(packet: bytes) -> bool:
     """True when a cFS command packet's checksum is right (XOR of all bytes is 0xFF)."""
-    x = 0
-    for b in packet:
-        x ^= b
-    return x == 0xFF
-
-
-def decode_all(codec: Codec, packets: Sequence[bytes]) -> list[Decoded]:
-    """Decode a sequence of packets (convenience for tests and tools)."""
-    return [codec.decode(p) for p in packets]
-
-
-def as_number(value: Any) -> float | None:
-    """A decoded value as a float when it is numeric, else None."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    return None
+    return cfs_checksum(packet) == 0
 
 
 @dataclass(frozen=True)

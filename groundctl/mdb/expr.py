@@ -93,9 +93,6 @@ def _compile(node: ast.expr, names: set[str]) -> Compiled:
         return lambda env: value
     dotted = _dotted(node)
     if dotted is not None:
-        if dotted in ("True", "False"):
-            constant = dotted == "True"
-            return lambda env: constant
         names.add(dotted)
         return lambda env: env[dotted]
     if isinstance(node, ast.BinOp):

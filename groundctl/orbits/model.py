@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sgp4.api import WGS72, Satrec
@@ -102,4 +102,3 @@ class Prediction:
     problems: tuple[PropagationProblem, ...] = ()
     start: datetime | None = None
     end: datetime | None = None
-    stats: dict[str, float] = field(default_factory=dict)

@@ -237,6 +237,40 @@ def _solve(f: Callable[[Array], Array], lo: Array, hi: Array, steps: int = 10) -
     return np.where(bad, 0.5 * (lo + hi), root)
 
 
+def _edge_candidates(
+    below: NDArray[np.bool_],
+    sin_el: Array,
+    peak_sat: NDArray[np.intp],
+    peak_k: NDArray[np.intp],
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(satellite, grid index) of the highest sample of every interval above the threshold
+    that touches the first or last grid point and holds no elevation maximum.
+
+    Such an interval is one a node never rises into or sets from within the grid (a pass
+    longer than the padding, or a node that never sets); every other interval has a
+    maximum and is found by the rate test.
+    """
+    n = below.shape[1]
+    sats: list[int] = []
+    ks: list[int] = []
+    for s in np.flatnonzero(~below[:, 0] | ~below[:, -1]).tolist():
+        row = below[s]
+        peaks = peak_k[peak_sat == s]
+        intervals = []
+        if not row[0]:
+            end = int(np.argmax(row)) if row.any() else n
+            intervals.append((0, end))
+        if not row[-1]:
+            start = n - int(np.argmax(row[::-1])) if row.any() else 0
+            if not intervals or intervals[0] != (start, n):
+                intervals.append((start, n))
+        for start, end in intervals:
+            if not np.any((peaks >= start - 1) & (peaks < end)):
+                sats.append(s)
+                ks.append(start + int(np.argmax(sin_el[s, start:end])))
+    return np.array(sats, dtype=np.intp), np.array(ks, dtype=np.intp)
+
+
 def _max_slant_range_km(station: _StationGeometry, radius_km: Array, elevation_deg: float) -> Array:
     """Slant range (km) to a point at geocentric `radius_km` seen at `elevation_deg`."""
     rs = float(np.linalg.norm(station.position_km))
@@ -290,22 +324,29 @@ def _predict_chunk(
         )
         peak &= closest <= reach
         sat, k = np.nonzero(peak)
-        if sat.size == 0:
+        below = sin_el < sin_threshold
+        edge_sat, edge_k = _edge_candidates(below, sin_el, sat, k)
+        if sat.size == 0 and edge_sat.size == 0:
             continue
 
         def rate_at(t: Array, sat: NDArray[np.intp] = sat, st: _StationGeometry = station) -> Array:
             return _sin_el_and_rate(st, *track.at(sat, t))[1]
 
-        tca = _solve(rate_at, grid[k], grid[k + 1])
-        max_sin = _sin_el_and_rate(station, *track.at(sat, tca))[0]
+        tca = _solve(rate_at, grid[k], grid[k + 1]) if sat.size else np.empty(0)
+        max_sin = _sin_el_and_rate(station, *track.at(sat, tca))[0] if sat.size else tca
+        # Intervals above the threshold at the grid's edges with no maximum inside: their
+        # highest sample stands for TCA.
+        sat = np.concatenate((sat, edge_sat))
+        k = np.concatenate((k, edge_k))
+        tca = np.concatenate((tca, grid[edge_k]))
+        max_sin = np.concatenate((max_sin, sin_el[edge_sat, edge_k]))
         keep = max_sin > sin_threshold
-        sat, k, tca = sat[keep], k[keep], tca[keep]
+        sat, k, tca, max_sin = sat[keep], k[keep], tca[keep], max_sin[keep]
         if sat.size == 0:
             continue
 
         # Bracket AOS between the last grid point at or before k below the threshold and
         # the next one (or TCA); LOS likewise after k.
-        below = sin_el < sin_threshold
         idx = np.arange(below.shape[1])
         last_below = np.maximum.accumulate(np.where(below, idx, -1), axis=1)
         next_below = np.minimum.accumulate(np.where(below, idx, below.shape[1])[:, ::-1], axis=1)[
@@ -313,6 +354,13 @@ def _predict_chunk(
         ]
         ka = last_below[sat, k]
         kb = next_below[sat, np.minimum(k + 1, below.shape[1] - 1)]
+        # Two maxima above the threshold with no dip below it between them (a slow, high
+        # orbit) are one pass: keep its highest maximum as TCA.
+        order = np.lexsort((-max_sin, kb, ka, sat))
+        sat, k, tca, ka, kb = sat[order], k[order], tca[order], ka[order], kb[order]
+        distinct = np.ones(sat.size, dtype=bool)
+        distinct[1:] = (sat[1:] != sat[:-1]) | (ka[1:] != ka[:-1]) | (kb[1:] != kb[:-1])
+        sat, k, tca, ka, kb = sat[distinct], k[distinct], tca[distinct], ka[distinct], kb[distinct]
         clipped_start = ka < 0
         clipped_end = kb >= below.shape[1]
         ka = np.maximum(ka, 0)

@@ -48,7 +48,7 @@ class Alert:
 class AlertChange:
     """What happened to an alert: raised, escalated, cleared, acknowledged, shelved."""
 
-    action: Literal["raised", "escalated", "cleared", "acknowledged", "shelved", "unshelved"]
+    action: Literal["raised", "escalated", "cleared", "acknowledged", "shelved"]
     alert: Alert
     time_s: float
 

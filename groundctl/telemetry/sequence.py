@@ -1,9 +1,9 @@
 """Per (node, packet id) sequence-count tracking: gaps, repeats and resets.
 
 CCSDS sequence counts are 14 bits and wrap at 16384. After packet n the next is expected
-to be n + 1. A jump forward of less than half the counter range is a gap (packets lost);
-a count equal to the last one is a repeat; a jump back (by half the range or more) is a reset,
-as when flight software restarts.
+to be n + 1. A jump forward by less than half the counter range is a gap (packets lost);
+a count equal to the last one is a repeat; anything else (a jump back, or forward by half
+the range or more) is a reset, as when flight software restarts.
 """
 
 from __future__ import annotations

@@ -48,6 +48,3 @@ class StalenessMonitor:
                 self._stale.add(key)
                 changes.append(StaleChange(key[0], key[1], True, last, now_s))
         return changes
-
-    def is_stale(self, node: str, packet: str) -> bool:
-        return (node, packet) in self._stale

@@ -8,7 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -91,9 +91,8 @@ def test_node_station_and_min_elevation_filters(run):
 
 
 def test_adhoc_tle_file_and_station_need_no_config(run):
+    # The folder has no groundctl.toml: --tle and full --station specs are enough.
     result = run(
-        "--config",
-        "/nonexistent.toml",  # never read: --tle and a full --station suffice
         "passes",
         "--tle",
         str(FIXTURES / "starlink-2026-05-13.tle"),
@@ -133,6 +132,9 @@ def test_table_shows_countdown_and_plan(run):
         (["--node", "ODC-99"], "no node named ODC-99"),
         (["--json", "--csv"], "choose one of --json and --csv"),
         (["--tle", "missing.tle"], "missing.tle"),
+        (["--station", "A,48,11", "--station", "a,-30,-70"], "--station 'a' is given twice"),
+        (["--start", "2099-01-01"], "is outside 1957-10-04 to 2053-10-01"),
+        (["--node", "ODC-01", "--node", "NOPE"], "no node named NOPE"),
     ],
 )
 def test_bad_arguments_give_one_clear_message(run, args, message):
@@ -240,3 +242,93 @@ def test_progress_bar_appears_only_on_a_terminal_and_only_after_a_moment():
     assert "predicting passes" in drive(Console(file=io.StringIO(), force_terminal=True), 0)
     assert drive(Console(file=io.StringIO(), force_terminal=True), 60) == ""
     assert drive(Console(file=io.StringIO(), force_terminal=False), 0) == ""
+
+
+def test_messages_keep_their_square_brackets(run, tmp_path):
+    cfg = tmp_path / "ops.toml"
+    cfg.write_text('[[stations]]\nname = "A"\nlat_deg = 1\nlon_deg = 2\n')
+    result = run("--config", str(cfg), "passes", "--no-store")
+    assert result.exit_code == 2
+    assert "no [[fleet]] sources" in result.stderr
+
+
+def test_skipped_lines_are_labelled_without_markup_leaking(run, tmp_path):
+    lines = (FIXTURES / "starlink-2026-05-13.tle").read_text().splitlines()[:9]
+    lines[1] = lines[1][:-1] + str((int(lines[1][-1]) + 1) % 10)
+    path = tmp_path / "bad.tle"
+    path.write_text("\n".join(lines) + "\n")
+    result = run(
+        "passes",
+        "--tle",
+        str(path),
+        "--station",
+        "X,1,2",
+        "--start",
+        START,
+        "--hours",
+        "1",
+        "--json",
+        "--no-store",
+    )
+    assert "skipped: " in result.stderr and "[yellow]" not in result.stderr
+
+
+def test_tle_fetch_refuses_bad_queries_cleanly(run):
+    for args in (["--catnr", "0"], ["--catnr", "-5"], ["--group", ""], ["--group", "a b"]):
+        result = run("tle", "fetch", *args)
+        assert result.exit_code == 2, args
+        assert "Traceback" not in result.output + result.stderr
+
+
+def test_demo_orbits_do_not_depend_on_the_window_start(run):
+    evening = json.loads(
+        run(
+            "passes",
+            "--start",
+            "2026-05-14T22:00Z",
+            "--hours",
+            "4",
+            "--node",
+            "ODC-01",
+            "--json",
+            "--no-store",
+        ).stdout
+    )
+    midnight = json.loads(
+        run(
+            "passes",
+            "--start",
+            "2026-05-15T00:00Z",
+            "--hours",
+            "2",
+            "--node",
+            "ODC-01",
+            "--json",
+            "--no-store",
+        ).stdout
+    )
+    later = {(p["station"], p["aos"]) for p in evening if p["aos"] >= "2026-05-15T00:00"}
+    assert later and later <= {(p["station"], p["aos"]) for p in midnight}
+
+
+def test_celestrak_sets_are_found_by_query_and_not_archived_again(run, tmp_path):
+    from groundctl.archive import open_archive
+    from groundctl.orbits.tle import parse_tle_text
+
+    text = "\n".join((FIXTURES / "starlink-2026-05-13.tle").read_text().splitlines()[:30])
+    url = "http://mirror.test/NORAD/elements/gp.php?GROUP=starlink&FORMAT=tle"
+    tles, _ = parse_tle_text(text, url)
+    with open_archive(tmp_path / "a.db") as db:
+        db.store_tle_set(
+            url, "group:starlink", "tle", text, tles, datetime(2026, 5, 13, 12, tzinfo=UTC)
+        )
+    cfg = tmp_path / "ops.toml"
+    cfg.write_text(
+        '[[fleet]]\ncelestrak_group = "starlink"\n\n'
+        '[[stations]]\nname = "A"\nlat_deg = 48\nlon_deg = 11\n'
+    )
+    result = run("--config", str(cfg), "passes", "--start", START, "--hours", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert {p["node"] for p in json.loads(result.stdout)} <= {t.name for t in tles}
+    with sqlite3.connect(tmp_path / "a.db") as db:
+        assert db.execute("SELECT count(*) FROM tle_sets").fetchone()[0] == 1

@@ -257,3 +257,26 @@ def test_two_worker_processes_give_the_same_passes():
 def test_rejects_naive_datetimes():
     with pytest.raises(ValueError, match="timezone-aware"):
         predict([], [WALLOPS], datetime(2026, 5, 14), datetime(2026, 5, 15))
+
+
+def test_a_node_that_never_sets_is_one_pass_clipped_at_the_pads():
+    from groundctl.orbits.walker import walker_shell
+
+    geo = walker_shell(
+        name_format="GEO-1",
+        planes=1,
+        per_plane=1,
+        altitude_km=35786.0,
+        inclination_deg=0.05,
+        epoch=START,
+    )[0]
+    es = EarthSatellite(geo.line1, geo.line2, geo.name, TS)
+    below = wgs84.subpoint_of(es.at(TS.from_datetime(START)))
+    station = Station("Under", 0.0, below.longitude.degrees, 0.0, 10.0)
+    sat = Satellite(geo.name, geo.norad_id, geo.line1, geo.line2)
+    end = START + timedelta(hours=6)
+    passes = predict([sat], [station], START, end).passes
+    assert len(passes) == 1
+    assert passes[0].aos == START - timedelta(minutes=30)
+    assert passes[0].los == end + timedelta(minutes=30)
+    assert passes[0].max_elevation_deg > 80
