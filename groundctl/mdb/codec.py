@@ -192,6 +192,14 @@ class Codec:
                 packet,
                 error=f"too short for {packet.name}: {len(raw)} bytes, needs {packet.min_length}",
             )
+        if packet.crc == "crc16-ccitt":
+            found, computed = int.from_bytes(raw[-2:], "big"), crc16_ccitt(raw[:-2])
+            if found != computed:
+                return Decoded(
+                    header,
+                    packet,
+                    error=f"bad checksum: CRC-16 is 0x{found:04x}, computed 0x{computed:04x}",
+                )
         raw_values: dict[str, Value] = {}
         values: dict[str, Value] = {}
         for name, extract, calibration in self._compiled[pid]:
@@ -282,7 +290,30 @@ def encode_telemetry(
             _put(buf, mission.time.subseconds, mission.time.subseconds.bit_offset, min(sub, top))
     word0 = packet.id if mission.id_kind == "msgid" else (0x0800 | packet.id)
     buf[0:6] = primary_header(word0, sequence_count, size)
+    if packet.crc == "crc16-ccitt":
+        buf[-2:] = crc16_ccitt(buf[:-2]).to_bytes(2, "big")
     return bytes(buf)
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+        table.append(crc)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16_ccitt(data: bytes | bytearray) -> int:
+    """CRC-16/CCITT-FALSE (polynomial 0x1021, initial 0xFFFF), as CCSDS and ECSS PUS use."""
+    crc = 0xFFFF
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ b]
+    return crc
 
 
 def cfs_checksum(packet: bytes | bytearray) -> int:

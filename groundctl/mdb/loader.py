@@ -202,7 +202,9 @@ class _Reader(TomlReader):
     def packet(self, value: Any, keys: Keys, order: ByteOrder) -> Packet:
         entry = self.table(value, keys)
         self.check_keys(
-            entry, {"name", "id", "period_s", "description", "length", "fields", "event"}, keys
+            entry,
+            {"name", "id", "period_s", "description", "length", "fields", "event", "crc"},
+            keys,
         )
         name = self.identifier(entry, "name", keys)
         pid = self.integer(entry, "id", keys, low=0, high=0xFFFF)
@@ -225,7 +227,10 @@ class _Reader(TomlReader):
                     raise self.error((*keys, "fields", j, "name"), f"duplicate field {f.name!r}")
             fields.append(f)
             cursor = f.end_bit
+        crc = self.choice(entry, "crc", keys, ("none", "crc16-ccitt"), "none")
         needed = (max((f.end_bit for f in fields), default=48) + 7) // 8
+        if crc != "none":
+            needed += 2  # the CRC follows the fields
         length = self.integer(entry, "length", keys, default=needed, low=7, high=65542)
         if length < needed:
             raise self.error((*keys, "length"), f"{length} bytes, but the fields need {needed}")
@@ -244,6 +249,7 @@ class _Reader(TomlReader):
             min_length=needed,
             length=length,
             event=event,
+            crc=crc,  # type: ignore[arg-type]
         )
 
     def text(self, table: Mapping[str, Any], key: str, keys: Keys) -> str:

@@ -117,6 +117,8 @@ class Packet:
     min_length: int = 0  # bytes: every field must fit
     length: int = 0  # bytes: the declared size (at least min_length), what encoders build
     event: EventMapping | None = None
+    # "crc16-ccitt": the last two bytes are a CRC-16/CCITT-FALSE of all before (ECSS PUS).
+    crc: Literal["none", "crc16-ccitt"] = "none"
 
     def field(self, name: str) -> Field:
         for f in self.fields:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from groundctl.archive.schema import MIGRATIONS
 from groundctl.archive.store import open_archive
 from groundctl.cli import cli
 from groundctl.cli import commands as _commands  # noqa: F401  (registers subcommands)
@@ -171,10 +172,19 @@ def test_no_mission_with_several_configured_lists_the_choices(run, tmp_path):
     no_traceback(result)
 
 
-def test_no_mission_and_none_configured(run):
-    result = run("db", "import", str(SESSION))
+def test_no_mission_and_none_configured(run, tmp_path):
+    config = tmp_path / "bare.toml"
+    config.write_text('[[stations]]\nname = "A"\nlat_deg = 1\nlon_deg = 2\n')
+    result = run("--config", str(config), "db", "import", str(SESSION))
     assert result.exit_code == 2
     assert "defines no missions" in result.stderr and "--mission" in result.stderr
+
+
+def test_the_demo_config_names_its_missions(run):
+    result = run("db", "import", str(SESSION))  # the demo has two: a name is needed
+    assert result.exit_code == 2
+    assert "cfs-lab" in result.stderr and "odc-node" in result.stderr
+    assert run("db", "import", str(SESSION), "--mission", "cfs-lab").exit_code == 0
 
 
 # --- stats ------------------------------------------------------------------------------
@@ -184,7 +194,7 @@ def test_stats_counts_match_sqlite(session, run, db_path):
     result = run("db", "stats", "--json")
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout)
-    assert stats["schema_version"] == 2
+    assert stats["schema_version"] == MIGRATIONS[-1].version
     assert stats["size_bytes"] + stats["wal_bytes"] > 0
     tables = stats["tables"]
     for table in ("frames", "samples", "events", "alerts", "alert_actions"):
