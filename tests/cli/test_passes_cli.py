@@ -192,9 +192,21 @@ def test_passes_and_plan_are_archived(run, tmp_path):
 
 def test_help_lists_commands_and_examples(run):
     top = run("--help")
-    for name in ("passes", "tle"):
+    for name in ("passes", "tle", "db"):
         assert name in top.stdout
-    for args in (["passes"], ["tle"], ["tle", "check"], ["tle", "fetch"], ["tle", "list"]):
+    for args in (
+        ["passes"],
+        ["tle"],
+        ["tle", "check"],
+        ["tle", "fetch"],
+        ["tle", "list"],
+        ["db"],
+        ["db", "stats"],
+        ["db", "import"],
+        ["db", "query"],
+        ["db", "export"],
+        ["db", "vacuum"],
+    ):
         assert "Example" in run(*args, "--help").stdout, args
 
 
