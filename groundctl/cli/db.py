@@ -6,9 +6,7 @@ this module parses options, picks the mission and prints.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import json
 import math
 import os
@@ -28,6 +26,7 @@ from rich.table import Table
 
 from groundctl.archive.store import Archive, StoredSample
 from groundctl.cli import cli, context, err_console
+from groundctl.cli.output import echo_csv, echo_json
 from groundctl.cli.passes import iso_z, parse_time
 from groundctl.config import Config
 from groundctl.errors import ArchiveError, UsageError
@@ -414,29 +413,11 @@ def query(
             limit=effective + 1 if table_view and effective else effective,
         )
     if as_json:
-        _echo_json(sample_record(s) for s in rows)
+        echo_json(sample_record(s) for s in rows)
     elif as_csv:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=SAMPLE_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for s in rows:
-            writer.writerow(sample_record(s))
-            if buffer.tell() > 1 << 16:
-                click.echo(buffer.getvalue(), nl=False)
-                buffer.seek(0)
-                buffer.truncate()
-        click.echo(buffer.getvalue(), nl=False)
+        echo_csv((sample_record(s) for s in rows), SAMPLE_FIELDS)
     else:
         _print_samples(list(rows), parameter, node, start, end, latest, effective)
-
-
-def _echo_json(records: Iterable[dict[str, Any]]) -> None:
-    """A JSON list, one record per line, written as it is read (constant memory)."""
-    first = True
-    for record in records:
-        click.echo(("[\n " if first else ",\n ") + json.dumps(record), nl=False)
-        first = False
-    click.echo("[]" if first else "\n]")
 
 
 def _print_samples(

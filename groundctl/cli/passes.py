@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from groundctl.cli import cli, context, err_console
+from groundctl.cli.output import echo_csv, echo_json
 from groundctl.config import Config
 from groundctl.errors import UsageError
 from groundctl.fleet import Fleet, fleet_from_tles, load_fleet
@@ -442,14 +440,9 @@ def passes(
     # By AOS: a pass in progress (AOS before now) comes first.
     ordered = sorted(planned, key=lambda p: (p.aos, p.station, p.node))
     if as_json:
-        click.echo(json.dumps([pass_record(p) for p in ordered], indent=1))
+        echo_json(pass_record(p) for p in ordered)
     elif as_csv:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=JSON_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for p in ordered:
-            writer.writerow(pass_record(p))
-        click.echo(buffer.getvalue(), nl=False)
+        echo_csv((pass_record(p) for p in ordered), JSON_FIELDS)
     else:
         reference = now if start is None or start.lower() == "now" else t0
         console = Console(highlight=False)
