@@ -1,0 +1,158 @@
+"""The Link contract: how the engine talks to nodes, whatever carries the bytes.
+
+A link adapter is a class deriving from `Link`, registered under the entry-point group
+`groundctl.links` (built-ins register the same way as third-party plugins). It declares
+its options as data (`OPTIONS`), from which the config checks and `groundctl links`
+are derived.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar
+
+from groundctl.errors import GroundctlError
+from groundctl.telemetry.model import Frame
+
+
+class LinkError(GroundctlError):
+    """A link could not be opened, configured or used; the message says which and why."""
+
+    title = "link error"
+
+
+class LinkState(Enum):
+    CLOSED = "closed"  # not opened, or closed on purpose
+    CONNECTING = "connecting"
+    UP = "up"
+    DEGRADED = "degraded"  # up, but losing or refusing data
+    DOWN = "down"  # was up, lost; the adapter may be reconnecting
+
+
+@dataclass(frozen=True)
+class LinkOption:
+    """One option an adapter takes: name, type, default (None: required), help."""
+
+    name: str
+    type: type
+    default: Any = None
+    help: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass
+class LinkCounters:
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    errors: int = 0
+    last_receive_s: float | None = None
+
+
+StateListener = Callable[["Link", LinkState, LinkState], None]
+
+
+class Link(ABC):
+    """A connection to one node (or a gateway) that carries frames both ways.
+
+    Subclasses set `OPTIONS` and implement `open`, `close`, `send` and `_receive`.
+    """
+
+    OPTIONS: ClassVar[tuple[LinkOption, ...]] = ()
+    DESCRIPTION: ClassVar[str] = ""
+
+    def __init__(self, name: str, node: str, options: Mapping[str, Any]) -> None:
+        self.name = name
+        self.node = node
+        self.options = self.check_options(name, options)
+        self.counters = LinkCounters()
+        self._state = LinkState.CLOSED
+        self._listeners: list[StateListener] = []
+
+    @classmethod
+    def check_options(cls, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options with defaults filled in. Raises LinkError for an unknown key, a
+        missing required one, or a value of the wrong type."""
+        known = {o.name: o for o in cls.OPTIONS}
+        for key in options:
+            if key not in known:
+                raise LinkError(
+                    f"link {name}: unknown option {key!r}",
+                    hint="options: " + ", ".join(sorted(known)) if known else "none",
+                )
+        result: dict[str, Any] = {}
+        for option in cls.OPTIONS:
+            if option.name not in options:
+                if option.required:
+                    raise LinkError(
+                        f"link {name}: option {option.name!r} is required ({option.help})"
+                    )
+                result[option.name] = option.default
+                continue
+            value = options[option.name]
+            if option.type is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, option.type) or isinstance(value, bool) != (
+                option.type is bool
+            ):
+                raise LinkError(
+                    f"link {name}: option {option.name!r} must be a {option.type.__name__}, "
+                    f"found {value!r}"
+                )
+            result[option.name] = value
+        return result
+
+    # --- state --------------------------------------------------------------------------
+    @property
+    def state(self) -> LinkState:
+        return self._state
+
+    def on_state_change(self, listener: StateListener) -> None:
+        """Call `listener(link, old, new)` on every state change."""
+        self._listeners.append(listener)
+
+    def _set_state(self, new: LinkState) -> None:
+        old = self._state
+        if new is old:
+            return
+        self._state = new
+        for listener in list(self._listeners):
+            listener(self, old, new)
+
+    # --- the contract -------------------------------------------------------------------
+    @abstractmethod
+    async def open(self) -> None:
+        """Start the link; the state becomes UP (or CONNECTING). Raises LinkError."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop the link and release its resources; the state becomes CLOSED."""
+
+    @abstractmethod
+    async def send(self, data: bytes) -> None:
+        """Send one frame (a packet) to the node. Raises LinkError when not up."""
+
+    @abstractmethod
+    def _receive(self) -> AsyncIterator[bytes]:
+        """The received frames' bytes, as they arrive, until the link closes."""
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Received frames as `Frame`s (receive time, link name, node), counted."""
+        async for data in self._receive():
+            now = time.time()
+            self.counters.frames_in += 1
+            self.counters.bytes_in += len(data)
+            self.counters.last_receive_s = now
+            yield Frame(data, now, self.name, self.node, "down")
+
+    def _count_sent(self, data: bytes) -> None:
+        self.counters.frames_out += 1
+        self.counters.bytes_out += len(data)
