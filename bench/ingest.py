@@ -6,8 +6,9 @@ generated odc-node housekeeping packets, with consecutive sequence counts. Then,
 
 - end to end: every frame through TelemetryProcessor and ArchiveWriter into a new SQLite
   file (WAL, one transaction per batch), until everything is committed;
-- ceiling: the same frame and sample rows inserted with plain executemany into another new
-  file with the same schema, in one transaction per batch of the same size;
+- ceiling: the same frame, sample and parameter_packets rows inserted with plain
+  executemany into another new file with the same schema, in one transaction per batch of
+  the same size;
 - their ratio, and the peak memory of the process.
 
 Usage: python bench/ingest.py [--frames N]
@@ -27,7 +28,7 @@ from bisect import bisect_right
 from pathlib import Path
 
 from groundctl.archive.store import open_archive
-from groundctl.archive.writer import ArchiveWriter
+from groundctl.archive.writer import WAL_AUTOCHECKPOINT_PAGES, ArchiveWriter
 from groundctl.mdb.codec import encode_telemetry, int_range
 from groundctl.mdb.loader import load_mission
 from groundctl.mdb.model import Mission
@@ -96,10 +97,18 @@ def ceiling(rows_path: Path, path: Path) -> tuple[float, int]:
     source = sqlite3.connect(rows_path)
     frames = source.execute(
         "SELECT id, time, node, link, direction, length, raw, packet, packet_id, sequence, "
-        "status, error FROM frames ORDER BY id"
+        "status, error, packet_time FROM frames ORDER BY id"
     ).fetchall()
+    # In the order the writer inserted them: by frame, then as the frame carried them.
     samples = source.execute(
-        "SELECT time, node, parameter, raw, value, state, frame_id FROM samples ORDER BY rowid"
+        "SELECT time, node, parameter, raw, value, state, frame_id FROM samples ORDER BY frame_id"
+    ).fetchall()
+    # Each (node, parameter, packet) with the first frame that carried it: the writer
+    # sends a mapping with the batch of the first frame that carries it.
+    mappings = source.execute(
+        "SELECT f.node, s.parameter, f.packet, min(f.id) FROM samples AS s "
+        "JOIN frames AS f ON f.id = s.frame_id GROUP BY f.node, s.parameter, f.packet "
+        "ORDER BY min(f.id)"
     ).fetchall()
     source.close()
     open_archive(path).close()  # the same schema and indexes
@@ -107,26 +116,40 @@ def ceiling(rows_path: Path, path: Path) -> tuple[float, int]:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA cache_size=-65536")
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")  # as the writer
     per_frame = max(1, len(samples) // max(1, len(frames)))
     step = max(1, BATCH // (per_frame + 1))
     # Cut the rows into the same batches before timing: only SQLite work is measured.
     frame_ids = [row[6] for row in samples]
+    mapping_ids = [row[3] for row in mappings]
     batches = []
-    s = 0
+    s = m = 0
     for i in range(0, len(frames), step):
         chunk = frames[i : i + step]
         j = bisect_right(frame_ids, chunk[-1][0], lo=s)
-        batches.append((chunk, samples[s:j]))
-        s = j
+        k = bisect_right(mapping_ids, chunk[-1][0], lo=m)
+        batches.append((chunk, samples[s:j], [row[:3] for row in mappings[m:k]]))
+        s, m = j, k
     t0 = time.perf_counter()
-    for chunk, rows in batches:
+    for chunk, rows, packets in batches:
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO frames VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", chunk)
+        conn.executemany(
+            "INSERT INTO frames (id, time, node, link, direction, length, raw, packet, "
+            "packet_id, sequence, status, error, packet_time) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            chunk,
+        )
         conn.executemany(
             "INSERT INTO samples (time, node, parameter, raw, value, state, frame_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        if packets:
+            conn.executemany(
+                "INSERT OR IGNORE INTO parameter_packets (node, parameter, packet) "
+                "VALUES (?, ?, ?)",
+                packets,
+            )
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     conn.close()

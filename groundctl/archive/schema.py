@@ -111,20 +111,37 @@ _V2 = _statements(
         packet_id INTEGER,          -- APID or message id, when there was a header
         sequence INTEGER,
         status TEXT NOT NULL,       -- ok, malformed, unknown, no-mission
-        error TEXT NOT NULL DEFAULT ''
+        error TEXT NOT NULL DEFAULT '',
+        packet_time REAL            -- the decoded packet's time when it has one, else `time`
     )""",
     "CREATE INDEX frames_time ON frames(time)",
     "CREATE INDEX frames_node_time ON frames(node, time)",
+    # Samples are found through their frame: parameter_packets says which packets carry a
+    # parameter, this index gives that packet's frames in packet-time order, and the
+    # samples' primary key (frame_id, parameter) gives the sample of each frame.
+    "CREATE INDEX frames_node_packet_time ON frames(node, packet, packet_time)",
+    # Keyed by frame: rows arrive in frame order, so every insert appends to the b-tree
+    # (no per-sample index with random insert positions). The key columns come first, in
+    # key order, as SQLite stores them: SQLite 3.40's integrity_check misreads the NOT
+    # NULL columns of a WITHOUT ROWID table otherwise. samples_utc shows the usual order.
     """CREATE TABLE samples (
+        frame_id INTEGER NOT NULL,
+        parameter TEXT NOT NULL,    -- PACKET.FIELD or a derived parameter
         time REAL NOT NULL,         -- packet time when it has one, else receive time
         node TEXT NOT NULL,
-        parameter TEXT NOT NULL,    -- PACKET.FIELD or a derived parameter
         raw,
         value,
         state TEXT NOT NULL,        -- nominal, yellow, red, disabled, or '' (no limits)
-        frame_id INTEGER NOT NULL
-    )""",
-    "CREATE INDEX samples_parameter_time ON samples(node, parameter, time)",
+        PRIMARY KEY (frame_id, parameter)
+    ) WITHOUT ROWID""",
+    # Which packet(s) carry a parameter on a node; a derived parameter is stored with the
+    # frame whose packet triggered it, so it maps to those packets.
+    """CREATE TABLE parameter_packets (
+        node TEXT NOT NULL,
+        parameter TEXT NOT NULL,
+        packet TEXT NOT NULL,
+        PRIMARY KEY (node, parameter, packet)
+    ) WITHOUT ROWID""",
     """CREATE TABLE events (
         id INTEGER PRIMARY KEY,
         time REAL NOT NULL,
@@ -162,7 +179,8 @@ _V2 = _statements(
     )""",
     "CREATE INDEX alert_actions_alert ON alert_actions(alert_id, time)",
     f"CREATE VIEW frames_utc AS SELECT {_UTC.format('time')} AS time_utc, * FROM frames",
-    f"CREATE VIEW samples_utc AS SELECT {_UTC.format('time')} AS time_utc, * FROM samples",
+    f"CREATE VIEW samples_utc AS SELECT {_UTC.format('time')} AS time_utc, "
+    "time, node, parameter, raw, value, state, frame_id FROM samples",
     f"CREATE VIEW events_utc AS SELECT {_UTC.format('time')} AS time_utc, * FROM events",
     f"CREATE VIEW alerts_utc AS SELECT {_UTC.format('raised')} AS raised_utc, "
     f"{_UTC.format('cleared')} AS cleared_utc, * FROM alerts",

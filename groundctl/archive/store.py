@@ -9,6 +9,8 @@ database) become `ArchiveError` naming the file.
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
@@ -469,13 +471,18 @@ class Archive:
         return result
 
     def stats(self) -> dict[str, int]:
-        """Row count of every table, by table name (including `schema_migrations`)."""
-        return {name: self.db[name].count for name in self.db.table_names()}
+        """Row count of every table, by table name (including `schema_migrations`; not
+        `parameter_packets`, which is part of how samples are indexed)."""
+        return {
+            name: self.db[name].count for name in self.db.table_names() if name not in _INDEX_TABLES
+        }
 
     # --- telemetry: statistics, queries, export, retention ------------------------------
-    # Reads of samples go through the samples(node, parameter, time) index: nodes and
-    # parameters are listed by skipping through it (one seek per distinct value, not a
-    # scan), ranges and "latest" are seeks on (node, parameter) then time.
+    # Samples are stored keyed by frame: their primary key is (frame_id, parameter) and
+    # they have no other index, so archiving appends. Reads go parameter_packets (which
+    # packets carry a parameter on a node) -> frames(node, packet, packet_time) (that
+    # packet's frames in packet-time order) -> samples(frame_id, parameter). A frame's
+    # packet_time is the time of every sample it carries.
 
     def disk_bytes(self) -> tuple[int, int]:
         """Bytes on disk of the database file and of its write-ahead log (0 when none)."""
@@ -503,11 +510,29 @@ class Archive:
         """
         if table not in ("frames", "samples", "events"):
             raise ValueError(f"no telemetry table {table!r}")
+        if table == "samples":
+            return self._sample_time_span()
         # Two subqueries: min() and max() in one SELECT would defeat the index on time.
         row = self.conn.execute(
             f"SELECT (SELECT min(time) FROM {table}), (SELECT max(time) FROM {table})"
         ).fetchone()
         return None if row[0] is None else (float(row[0]), float(row[1]))
+
+    def _sample_time_span(self) -> tuple[float, float] | None:
+        # Per packet that carries samples: its first and last frame that has samples, by
+        # packet time (two seeks on frames(node, packet, packet_time)).
+        first: float | None = None
+        last: float | None = None
+        for node, packet in self.conn.execute(_SAMPLE_PACKETS_SQL).fetchall():
+            low = self.conn.execute(_PACKET_SAMPLE_TIME_SQL.format("ASC"), (node, packet))
+            row = low.fetchone()
+            if row is None:
+                continue
+            high = self.conn.execute(_PACKET_SAMPLE_TIME_SQL.format("DESC"), (node, packet))
+            top = high.fetchone()
+            first = row[0] if first is None else min(first, row[0])
+            last = top[0] if last is None else max(last, top[0])
+        return None if first is None or last is None else (float(first), float(last))
 
     def node_counts(self) -> dict[str, dict[str, int]]:
         """Per node, sorted by name: counts of "downlink" and "uplink" frames, "samples"
@@ -522,7 +547,11 @@ class Archive:
             "SELECT node, direction, count(*) FROM frames GROUP BY node, direction"
         ):
             add(node, "downlink" if direction == "down" else "uplink", n)
-        for node, n in self.conn.execute("SELECT node, count(*) FROM samples GROUP BY node"):
+        # Through the frames (in node order) and the samples' primary key: no sort.
+        for node, n in self.conn.execute(
+            "SELECT f.node, count(*) FROM frames AS f CROSS JOIN samples AS s "
+            "ON s.frame_id = f.id GROUP BY f.node"
+        ):
             add(node, "samples", n)
         for node, n in self.conn.execute("SELECT node, count(*) FROM events GROUP BY node"):
             add(node, "events", n)
@@ -530,24 +559,54 @@ class Archive:
 
     def sample_nodes(self, parameter: str | None = None) -> list[str]:
         """Nodes that have samples (of `parameter`, when given), sorted."""
-        nodes = [row[0] for row in self.conn.execute(_SAMPLE_NODES_SQL)]
+        nodes: list[str] = []
         if parameter is None:
+            for node, packet in self.conn.execute(_SAMPLE_PACKETS_SQL).fetchall():
+                if (not nodes or nodes[-1] != node) and self._packet_has_samples(node, packet):
+                    nodes.append(node)
             return nodes
-        return [
-            node
-            for node in nodes
-            if self.conn.execute(
-                "SELECT 1 FROM samples WHERE node = ? AND parameter = ? LIMIT 1",
-                (node, parameter),
-            ).fetchone()
-        ]
+        for node, packet in self._parameter_packets(parameter):
+            if (not nodes or nodes[-1] != node) and self._has_samples(node, parameter, packet):
+                nodes.append(node)
+        return nodes
 
     def sample_parameters(self, node: str | None = None) -> list[str]:
         """Distinct parameter names with samples (of `node`, when given), sorted."""
+        sql = "SELECT node, parameter, packet FROM parameter_packets"
+        args: tuple[str, ...] = ()
+        if node is not None:
+            sql += " WHERE node = ?"
+            args = (node,)
         names: set[str] = set()
-        for name in [node] if node is not None else self.sample_nodes():
-            names.update(row[0] for row in self.conn.execute(_SAMPLE_PARAMETERS_SQL, (name,)))
+        for name, parameter, packet in self.conn.execute(sql, args).fetchall():
+            if parameter not in names and self._has_samples(name, parameter, packet):
+                names.add(parameter)
         return sorted(names)
+
+    def _parameter_packets(self, parameter: str, node: str | None = None) -> list[Any]:
+        """(node, packet) pairs that carry `parameter` (on `node`), sorted."""
+        if node is not None:
+            return self.conn.execute(
+                "SELECT node, packet FROM parameter_packets WHERE node = ? AND parameter = ? "
+                "ORDER BY node, packet",
+                (node, parameter),
+            ).fetchall()
+        return self.conn.execute(
+            "SELECT node, packet FROM parameter_packets WHERE parameter = ? ORDER BY node, packet",
+            (parameter,),
+        ).fetchall()
+
+    def _has_samples(self, node: str, parameter: str, packet: str) -> bool:
+        # Newest frames first: retention removes the oldest samples.
+        row = self.conn.execute(
+            _SAMPLE_SQL.format(where="", order="DESC", limit=" LIMIT 1"),
+            {"node": node, "packet": packet, "parameter": parameter},
+        ).fetchone()
+        return row is not None
+
+    def _packet_has_samples(self, node: str, packet: str) -> bool:
+        row = self.conn.execute(_PACKET_SAMPLE_TIME_SQL.format("DESC"), (node, packet))
+        return row.fetchone() is not None
 
     def query_samples(
         self,
@@ -561,21 +620,28 @@ class Archive:
         """Samples of `parameter` with start_s <= time < end_s (Unix seconds; None: open),
         of one node or of every node, in time order (then node); at most `limit` (0: all).
 
-        Rows are read lazily, so millions of samples stream in constant memory.
+        Rows are read lazily, so millions of samples stream in constant memory: one
+        indexed read per packet that carries the parameter on a node, merged by time.
         """
-        nodes = [node] if node is not None else self.sample_nodes(parameter)
-        if not nodes:
+        pairs = self._parameter_packets(parameter, node)
+        if not pairs:
             return iter(())
-        times, args = _time_range(start_s, end_s)
-        sql = (
-            "SELECT time, node, parameter, raw, value, state FROM samples "
-            f"WHERE node IN ({', '.join('?' * len(nodes))}) AND parameter = ?{times} "
-            "ORDER BY time, node"
+        where, args = _time_range(start_s, end_s)
+        sql = _SAMPLE_SQL.format(
+            where=where, order="ASC", limit=f" LIMIT {int(limit)}" if limit > 0 else ""
+        )
+        cursors = [
+            self.conn.execute(sql, {**args, "node": n, "packet": p, "parameter": parameter})
+            for n, p in pairs
+        ]
+        rows: Iterator[Any] = (
+            cursors[0]
+            if len(cursors) == 1
+            else heapq.merge(*cursors, key=lambda r: (r[0], r[1], r[6]))
         )
         if limit > 0:
-            sql += f" LIMIT {int(limit)}"
-        cursor = self.conn.execute(sql, [*nodes, parameter, *args])
-        return (StoredSample(*row) for row in cursor)
+            rows = itertools.islice(rows, limit)
+        return (StoredSample(*row[:6]) for row in rows)
 
     def latest_samples(
         self,
@@ -586,18 +652,20 @@ class Archive:
         end_s: float | None = None,
     ) -> list[StoredSample]:
         """The latest sample of `parameter` per node (with start_s <= time < end_s when
-        given), sorted by node; one index seek per node."""
-        times, args = _time_range(start_s, end_s)
-        sql = (
-            "SELECT time, node, parameter, raw, value, state FROM samples "
-            f"WHERE node = ? AND parameter = ?{times} ORDER BY time DESC, rowid DESC LIMIT 1"
-        )
-        latest = []
-        for name in [node] if node is not None else self.sample_nodes(parameter):
-            row = self.conn.execute(sql, [name, parameter, *args]).fetchone()
-            if row is not None:
-                latest.append(StoredSample(*row))
-        return latest
+        given), sorted by node; one index seek per node and packet carrying it."""
+        where, args = _time_range(start_s, end_s)
+        sql = _SAMPLE_SQL.format(where=where, order="DESC", limit=" LIMIT 1")
+        latest: dict[str, Any] = {}
+        for name, packet in self._parameter_packets(parameter, node):
+            row = self.conn.execute(
+                sql, {**args, "node": name, "packet": packet, "parameter": parameter}
+            ).fetchone()
+            if row is None:
+                continue
+            best = latest.get(name)
+            if best is None or (row[0], row[6]) > (best[0], best[6]):
+                latest[name] = row
+        return [StoredSample(*latest[name][:6]) for name in sorted(latest)]
 
     def downlink_frames(
         self, start_s: float, end_s: float, *, node: str | None = None
@@ -621,24 +689,28 @@ class Archive:
 
         Each table goes by its own `time`: frames by receive time, samples and events by
         packet time when the packet had one (a node with an unset clock has samples in
-        1980), alert_actions only of alerts both cleared and acknowledged. Alerts stay
+        1980), alert_actions only of alerts both cleared and acknowledged. Samples are
+        stored with their frame, so the samples of a frame removed go with it. Alerts stay
         (their row is the summary). Does not shrink the file: see `vacuum`.
         """
         if dry_run:
             return {
                 table: int(
                     self.conn.execute(
-                        f"SELECT count(*) FROM {table} WHERE {where}", (before_s,)
+                        f"SELECT count(*) FROM {table} WHERE {_PRUNE_WHERE[table]}", (before_s,)
                     ).fetchone()[0]
                 )
-                for table, where in _PRUNE_WHERE.items()
+                for table in _PRUNE_ORDER
             }
         with self.transaction() as conn:
+            # Samples first: they are found through the frames about to go.
             removed = {
-                table: conn.execute(f"DELETE FROM {table} WHERE {where}", (before_s,)).rowcount
-                for table, where in _PRUNE_WHERE.items()
+                table: conn.execute(
+                    f"DELETE FROM {table} WHERE {_PRUNE_WHERE[table]}", (before_s,)
+                ).rowcount
+                for table in _PRUNE_WHERE
             }
-        return removed
+        return {table: removed[table] for table in _PRUNE_ORDER}
 
     def vacuum(self) -> None:
         """Rebuild the file without free pages (SQLite VACUUM), then fold the write-ahead
@@ -684,39 +756,57 @@ class StoredFrame:
 
 _NODE_COUNT_KEYS = ("downlink", "uplink", "samples", "events")
 
-# A loose index scan: each step seeks the next node in samples(node, parameter, time).
-_SAMPLE_NODES_SQL = """
-WITH RECURSIVE n(node) AS (
-    SELECT (SELECT min(node) FROM samples)
-    UNION ALL
-    SELECT (SELECT min(node) FROM samples WHERE node > n.node) FROM n WHERE n.node IS NOT NULL
-) SELECT node FROM n WHERE node IS NOT NULL"""
+# Tables that index other tables, left out of `Archive.stats`.
+_INDEX_TABLES = frozenset({"parameter_packets"})
 
-_SAMPLE_PARAMETERS_SQL = """
-WITH RECURSIVE p(parameter) AS (
-    SELECT (SELECT min(parameter) FROM samples WHERE node = ?1)
-    UNION ALL
-    SELECT (SELECT min(parameter) FROM samples WHERE node = ?1 AND parameter > p.parameter)
-    FROM p WHERE p.parameter IS NOT NULL
-) SELECT parameter FROM p WHERE parameter IS NOT NULL"""
+# The (node, packet) pairs that carry samples, in order.
+_SAMPLE_PACKETS_SQL = "SELECT DISTINCT node, packet FROM parameter_packets ORDER BY node, packet"
 
+# The packet time of the first (ASC) or last (DESC) frame of a packet that has samples.
+_PACKET_SAMPLE_TIME_SQL = (
+    "SELECT f.packet_time FROM frames AS f WHERE f.node = ? AND f.packet = ? "
+    "AND EXISTS (SELECT 1 FROM samples AS s WHERE s.frame_id = f.id) "
+    "ORDER BY f.packet_time {0}, f.id {0} LIMIT 1"
+)
+
+# Samples of one parameter carried by one packet of a node, in packet-time order: a range
+# of frames(node, packet, packet_time), then a seek on samples(frame_id, parameter) each.
+# CROSS JOIN keeps frames the outer loop. The last column (frame id) orders ties.
+_SAMPLE_SQL = (
+    "SELECT s.time, s.node, s.parameter, s.raw, s.value, s.state, f.id "
+    "FROM frames AS f CROSS JOIN samples AS s ON s.frame_id = f.id AND s.parameter = :parameter "
+    "WHERE f.node = :node AND f.packet = :packet{where} "
+    "ORDER BY f.packet_time {order}, f.id {order}{limit}"
+)
+
+# Frames whose samples a prune removes: by packet time (through the packets that carry
+# samples), or going themselves by receive time.
+_PRUNED_SAMPLE_FRAMES = (
+    "SELECT f.id FROM (SELECT DISTINCT node, packet FROM parameter_packets) AS k "
+    "CROSS JOIN frames AS f ON f.node = k.node AND f.packet = k.packet AND f.packet_time < ?1 "
+    "UNION ALL SELECT id FROM frames WHERE time < ?1"
+)
+
+# In deletion order (samples before the frames they are found through).
 _PRUNE_WHERE = {
-    "frames": "time < ?",
-    "samples": "time < ?",
-    "events": "time < ?",
-    "alert_actions": "time < ? AND alert_id IN "
+    "samples": f"frame_id IN ({_PRUNED_SAMPLE_FRAMES})",
+    "frames": "time < ?1",
+    "events": "time < ?1",
+    "alert_actions": "time < ?1 AND alert_id IN "
     "(SELECT id FROM alerts WHERE cleared IS NOT NULL AND acked IS NOT NULL)",
 }
+_PRUNE_ORDER = ("frames", "samples", "events", "alert_actions")
 
 
-def _time_range(start_s: float | None, end_s: float | None) -> tuple[str, list[float]]:
-    sql, args = "", []
+def _time_range(start_s: float | None, end_s: float | None) -> tuple[str, dict[str, float]]:
+    """The packet-time condition on frames `f` for start_s <= time < end_s."""
+    sql, args = "", {}
     if start_s is not None:
-        sql += " AND time >= ?"
-        args.append(start_s)
+        sql += " AND f.packet_time >= :start"
+        args["start"] = start_s
     if end_s is not None:
-        sql += " AND time < ?"
-        args.append(end_s)
+        sql += " AND f.packet_time < :end"
+        args["end"] = end_s
     return sql, args
 
 

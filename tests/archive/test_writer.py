@@ -114,7 +114,7 @@ def test_kill_9_during_ingest_loses_at_most_the_uncommitted_batches(tmp_path):
     per_frame = dict(db.execute("SELECT frame_id, count(*) FROM samples GROUP BY frame_id"))
     by_packet = dict(
         db.execute(
-            "SELECT packet, max(c) FROM (SELECT f.packet, count(s.rowid) c "
+            "SELECT packet, max(c) FROM (SELECT f.packet, count(*) c "
             "FROM frames f JOIN samples s ON s.frame_id = f.id GROUP BY f.id) "
             "GROUP BY packet"
         )

@@ -329,40 +329,77 @@ def test_misspelt_parameter_suggests_the_right_one(session, run):
     assert "did you mean ES_HK.CMD_COUNT?" in result.stderr
 
 
-def test_samples_are_read_through_the_node_parameter_time_index(session, db_path):
+def test_samples_are_read_through_parameter_packets_frames_and_the_sample_key(session, db_path):
+    """parameter_packets -> frames(node, packet, packet_time) -> samples(frame_id,
+    parameter): never a full scan of samples or frames, never a sort of samples."""
     with open_archive(db_path) as archive:
         statements: list[str] = []
         archive.conn.set_trace_callback(statements.append)
         assert archive.latest_samples("ES_HK.CMD_COUNT")[0].value == 2
-        latest_sql = [s for s in statements if "ORDER BY time DESC" in s]
+        latest_sql = [s for s in statements if "ORDER BY f.packet_time DESC" in s]
         statements.clear()
         t0, t1 = 316533800.0, 316533830.0
         assert len(list(archive.query_samples("ES_HK.CMD_COUNT", start_s=t0, end_s=t1))) > 0
-        range_sql = [s for s in statements if s.startswith("SELECT time, node")]
+        range_sql = [s for s in statements if "ORDER BY f.packet_time ASC" in s]
         statements.clear()
         assert "ES_HK.CMD_COUNT" in archive.sample_parameters()
         assert archive.sample_nodes() == ["cfs"]
+        span = archive.time_span("samples")
         listing_sql = list(statements)
         archive.conn.set_trace_callback(None)
+        assert span == tuple(oracle(db_path, "SELECT min(time), max(time) FROM samples")[0])
 
         def plan(sql: str) -> str:
             return "\n".join(row[3] for row in archive.conn.execute("EXPLAIN QUERY PLAN " + sql))
 
+        def no_full_scan(detail: str) -> None:
+            for line in detail.splitlines():
+                assert not line.startswith(("SCAN samples", "SCAN s", "SCAN frames", "SCAN f")), (
+                    detail
+                )
+
+        by_key = "SEARCH s USING PRIMARY KEY (frame_id=? AND parameter=?)"
         assert latest_sql and range_sql and listing_sql
         for sql in latest_sql:
             detail = plan(sql)
-            assert "samples_parameter_time (node=? AND parameter=?)" in detail, detail
+            assert "frames_node_packet_time (node=? AND packet=?)" in detail, detail
+            assert by_key in detail, detail
             assert "TEMP B-TREE" not in detail, detail
+            no_full_scan(detail)
         for sql in range_sql:
             detail = plan(sql)
             assert (
-                "samples_parameter_time (node=? AND parameter=? AND time>? AND time<?)" in detail
+                "frames_node_packet_time (node=? AND packet=? AND packet_time>? AND packet_time<?)"
+                in detail
             ), detail
+            assert by_key in detail, detail
             assert "TEMP B-TREE" not in detail, detail
-        for sql in listing_sql:  # loose index scans, never a full scan of samples
+            no_full_scan(detail)
+        for sql in listing_sql:  # parameter_packets (small), then seeks
             detail = plan(sql)
-            assert "samples_parameter_time" in detail, detail
-            assert "SCAN samples" not in detail, detail
+            no_full_scan(detail)
+            if "samples" in sql:
+                assert "frames_node_packet_time (node=? AND packet=?)" in detail, detail
+                assert "SEARCH s USING PRIMARY KEY (frame_id=?" in detail, detail
+
+
+def test_prune_goes_through_the_indexes(session, db_path):
+    from groundctl.archive.store import _PRUNE_WHERE
+
+    with open_archive(db_path) as archive:
+        for table, where in _PRUNE_WHERE.items():
+            detail = "\n".join(
+                row[3]
+                for row in archive.conn.execute(
+                    f"EXPLAIN QUERY PLAN DELETE FROM {table} WHERE {where}", (0.0,)
+                )
+            )
+            if table == "samples":
+                assert "SEARCH samples USING PRIMARY KEY (frame_id=?)" in detail, detail
+                assert "frames_node_packet_time (node=? AND packet=? AND packet_time<?)" in detail
+                assert "frames_time (time<?)" in detail, detail
+            for line in detail.splitlines():
+                assert not line.startswith(("SCAN samples", "SCAN frames", "SCAN f")), detail
 
 
 # --- export -----------------------------------------------------------------------------
