@@ -289,7 +289,7 @@ def import_recording(
       groundctl db import session.jsonl --mission data/missions/cfs-lab.toml --node cfs
       groundctl db import pass-0421.tlm --mission odc --node ODC-07 --link sband
     """
-    from groundctl.ingest import ingest, read_recording
+    from groundctl.ingest import ingest, read_recording, stop_on_signals
 
     mission, mission_path = _mission(ctx, mission_spec)
     node = node or mission.name
@@ -298,7 +298,20 @@ def import_recording(
     for _ in read_recording(path, node, link, now):
         pass  # raises RecordingError (file:line) before anything is archived
     archive_path = _archive_path(ctx)
-    report = ingest(path, archive_path, mission, node=node, link=link, import_time_s=now)
+    # Ctrl-C or SIGTERM stops reading; everything read so far is committed first.
+    stop, restore = stop_on_signals()
+    try:
+        report = ingest(
+            path, archive_path, mission, node=node, link=link, import_time_s=now, stop=stop
+        )
+    finally:
+        restore()
+    if report.interrupted:
+        err_console.print(
+            f"interrupted: {report.frames + report.uplink} frames read and archived; "
+            "the rest of the file was not imported",
+            highlight=False,
+        )
     if as_json:
         record = {"file": str(path), "archive": str(archive_path), "mission": mission.name}
         click.echo(json.dumps({**record, "node": node, **asdict(report)}, indent=1))

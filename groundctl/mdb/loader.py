@@ -36,7 +36,7 @@ from groundctl.mdb.model import (
 from groundctl.tomlreader import Keys, TomlReader, kind_of, parse_toml, read_text
 
 _TYPE = re.compile(r"^(u|i|f|str|bytes)(\d+)$")
-TYPES_HELP = "u1..u64, i2..i64, f32, f64, strN and bytesN (N bytes)"
+TYPES_HELP = "u1..u64, i1..i64, f32, f64, strN and bytesN (N bytes)"
 _COUNTER = re.compile(r"^\s*([A-Za-z_][\w]*)\.([A-Za-z_][\w]*)\s*\+=\s*(\d+)\s*$")
 _EVENT = re.compile(r"^\s*event\s+(\S+)\s+(\d+)\s*$")
 
@@ -61,7 +61,7 @@ def parse_type(text: str) -> tuple[Literal["u", "i", "f", "str", "bytes"], int]:
         return kind, size * 8  # type: ignore[return-value]
     if kind == "u" and not 1 <= size <= 64:
         raise ValueError(text)
-    if kind == "i" and not 2 <= size <= 64:
+    if kind == "i" and not 1 <= size <= 64:
         raise ValueError(text)
     if kind == "f" and size not in (32, 64):
         raise ValueError(text)

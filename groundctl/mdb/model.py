@@ -2,7 +2,7 @@
 
 Frozen values built by `groundctl.mdb.loader` from a TOML file (docs/mdb.md). Offsets
 are in bits from the start of the packet (the loader accepts bytes and bits); types are
-`u1`..`u64`, `i2`..`i64`, `f32`, `f64`, `str` (fixed length, NUL-padded) and `bytes`.
+`u1`..`u64`, `i1`..`i64`, `f32`, `f64`, `str` (fixed length, NUL-padded) and `bytes`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from groundctl.mdb.codec import Codec, encode_telemetry, int_range, split_packets
+from groundctl.mdb.codec import Codec, encode_telemetry, int_range, parse_header, split_packets
 from groundctl.mdb.model import Field, Mission, Packet
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -38,7 +38,7 @@ def layouts(draw):
             order = draw(st.sampled_from(["big", "little"]))
             fields.append(Field(f"F{i}", bit, bits, draw(st.sampled_from(["u", "i"])), order))
         else:
-            bits = draw(st.integers(1 if kind == "u" else 2, 31))
+            bits = draw(st.integers(1, 31))
             fields.append(Field(f"F{i}", bit, bits, kind, "big"))
         bit += bits
     length = (bit + 7) // 8
@@ -181,3 +181,15 @@ def test_crc_checked_packets_against_the_reference_vectors(tmp_path):
     built = encode_telemetry(mission, packet, {"SERVICE": 3, "SUBTYPE": 25})
     assert codec.decode(built).values["SUBTYPE"] == 25
     assert int.from_bytes(built[-2:], "big") == crc16_ccitt(built[:-2])
+
+
+def test_variable_length_packets_split_by_their_length_fields():
+    stream = (FIXTURES / "ccsds" / "apid01232.tlm").read_bytes()
+    chunks = split_packets(stream)
+    assert len(chunks) == 16 and all(c.error == "" for c in chunks)
+    assert {len(c.data) for c in chunks} == {24, 36, 84}
+    headers = [parse_header(c.data) for c in chunks]
+    assert {h.apid for h in headers} == {1232}
+    assert [h.sequence_count for h in headers] == list(range(16))
+    # ccsdspy, independently, finds the same packets.
+    assert ccsdspy.utils.split_packet_bytes(io.BytesIO(stream)) == [c.data for c in chunks]
