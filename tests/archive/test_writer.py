@@ -104,7 +104,10 @@ def test_kill_9_during_ingest_loses_at_most_the_uncommitted_batches(tmp_path):
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
 
-    db = sqlite3.connect(path)
+    # The writer process outlives its killed caller and commits the batches it had
+    # received: read one snapshot, so that a commit cannot land between the queries.
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     ids = [r[0] for r in db.execute("SELECT id FROM frames ORDER BY id")]
     # Whole batches only: contiguous ids from 1, at least what was reported committed,
