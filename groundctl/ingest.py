@@ -14,15 +14,15 @@ import json
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from groundctl.archive.writer import ArchiveWriter
 from groundctl.errors import GroundctlError
 from groundctl.mdb.codec import split_packets
 from groundctl.mdb.model import Mission
-from groundctl.telemetry.model import Frame
-from groundctl.telemetry.pipeline import TelemetryProcessor
+from groundctl.telemetry.model import Event, Frame
+from groundctl.telemetry.pipeline import Processed, TelemetryProcessor
 
 
 class RecordingError(GroundctlError):
@@ -41,16 +41,23 @@ class IngestReport:
     malformed: int = 0
     unknown: int = 0
     interrupted: bool = False
+    problems: list[str] = field(default_factory=list)  # unreadable records, by file and line
 
 
-def read_recording(path: Path, node: str, link: str, time_s: float) -> Iterator[Frame]:
-    """Frames of a recording file, in order. Raises RecordingError naming file and line."""
+def read_recording(path: Path, node: str, link: str, time_s: float) -> Iterator[tuple[Frame, str]]:
+    """(frame, problem) for each record of a recording file, in order.
+
+    A record that cannot be read (a JSON line without "hex", bad hex, a cut-off last line,
+    a trailing piece of a packet file) still comes out: its bytes as a frame, with the
+    problem naming file and line, so that it is archived as malformed and nothing is
+    lost. Raises RecordingError only when the file itself cannot be read.
+    """
     try:
         data = path.read_bytes()
     except OSError as error:
         raise RecordingError(f"cannot read {path}: {error.strerror or error}") from None
     if path.suffix in (".jsonl", ".json") or data[:1] == b"{":
-        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+        for number, line in enumerate(data.splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -58,17 +65,17 @@ def read_recording(path: Path, node: str, link: str, time_s: float) -> Iterator[
                 raw = bytes.fromhex(record["hex"])
                 t = float(record["t"])
                 direction = record.get("dir", "down")
-            except (ValueError, KeyError, TypeError) as error:
-                raise RecordingError(
-                    f"{path}:{number}: not a recorded datagram ({error})",
-                    hint='each line is {"t": unix seconds, "dir": "up"|"down", "hex": "..."}',
-                ) from None
-            if direction not in ("up", "down"):
-                raise RecordingError(f'{path}:{number}: "dir" must be "up" or "down"')
-            yield Frame(raw, t, link, node, direction)
+                if direction not in ("up", "down"):
+                    raise ValueError(f'"dir" is {direction!r}, expected "up" or "down"')
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                problem = f"{path}:{number}: not a recorded datagram ({error})"
+                yield Frame(bytes(line), time_s, link, node, "down"), problem
+                continue
+            yield Frame(raw, t, link, node, direction), ""
         return
     for chunk in split_packets(data):
-        yield Frame(chunk.data, time_s, link, node, "down")
+        problem = f"{path} byte {chunk.offset}: {chunk.error}" if chunk.error else ""
+        yield Frame(chunk.data, time_s, link, node, "down"), problem
 
 
 def ingest(
@@ -92,11 +99,27 @@ def ingest(
     processor = TelemetryProcessor(default=mission, first_alert_id=writer.next_alert_id)
     report = IngestReport()
     try:
-        for frame in read_recording(path, node, link, import_time_s):
+        for frame, problem in read_recording(path, node, link, import_time_s):
             if stop is not None and stop.is_set():
                 report.interrupted = True
                 break
-            if frame.direction == "up":
+            if problem:
+                # Unreadable record: keep its bytes, with the reason, and say so.
+                writer.add(
+                    Processed(
+                        frame,
+                        "malformed",
+                        problem,
+                        events=[
+                            Event(
+                                frame.time_s, node, "ground", "malformed-record", "WARNING", problem
+                            )
+                        ],
+                    )
+                )
+                report.malformed += 1
+                report.problems.append(problem)
+            elif frame.direction == "up":
                 writer.add_frame(frame, "sent")
                 report.uplink += 1
             else:

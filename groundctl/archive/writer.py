@@ -235,7 +235,8 @@ class ArchiveWriter:
         try:
             self.flush()
         finally:
-            self._batches.send_bytes(b"")  # the end
+            with contextlib.suppress(OSError):  # a dead writer cannot hear the end
+                self._batches.send_bytes(b"")
             self._process.join(timeout=60)
             self._batches.close()
         self._check()
@@ -278,18 +279,17 @@ class ArchiveWriter:
                 f"the archive writer for {self.path} has stopped",
                 hint="see the messages above; the archive keeps what was committed",
             )
-        self._batches.send_bytes(
-            _encode(
-                (
-                    batch.frames,
-                    batch.samples,
-                    batch.events,
-                    batch.alerts,
-                    batch.actions,
-                    batch.packets,
-                )
-            )
+        payload = _encode(
+            (batch.frames, batch.samples, batch.events, batch.alerts, batch.actions, batch.packets)
         )
+        try:
+            self._batches.send_bytes(payload)
+        except OSError:  # BrokenPipeError: the writer process has died
+            self._error = self._error or "the writer process ended unexpectedly"
+            raise ArchiveError(
+                f"writing to archive {self.path} failed: {self._error}",
+                hint="the archive keeps what was committed before",
+            ) from None
         self._sent += 1
 
     def _receive_ack(self) -> None:
@@ -349,7 +349,7 @@ def _write_forever(path: str, batches: Any, acks: Any) -> None:
 
     Each batch is acknowledged with (frames committed, error text or "").
     """
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA cache_size=-65536")
@@ -357,7 +357,6 @@ def _write_forever(path: str, batches: Any, acks: Any) -> None:
     # each checkpoint copies every page changed since the last one back into the file,
     # and the frames(node, packet, packet_time) index changes pages all over itself.
     conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-    failed = ""
     try:
         while True:
             try:
@@ -367,27 +366,59 @@ def _write_forever(path: str, batches: Any, acks: Any) -> None:
             if not data:
                 break
             batch = _decode(data)
-            if failed:
-                _ack(acks, 0, failed)
-                continue
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for sql, rows in zip(_INSERTS, batch, strict=True):
-                        if sql is _INSERT_SAMPLES:
-                            _insert_samples(conn, rows)
-                        elif rows:
-                            conn.executemany(sql, rows)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                _ack(acks, len(batch[0]), "")
-            except sqlite3.Error as error:
-                failed = str(error)
-                _ack(acks, 0, failed)
+                _commit(conn, batch)
+            except OverflowError:
+                # An integer beyond SQLite's 64-bit range (a u64 of 2**63 or more, or a
+                # derived value): keep it exactly, as decimal text, and write the batch again.
+                _commit(conn, _fit_integers(batch))
+            except Exception as error:  # the batch stays unwritten; say so, keep serving
+                _ack(acks, 0, f"{type(error).__name__}: {error}")
+                continue
+            _ack(acks, len(batch[0]), "")
     finally:
         conn.close()
+
+
+_LOCK_RETRIES = 6
+
+
+def _commit(conn: sqlite3.Connection, batch: tuple[list[Any], ...]) -> None:
+    """Write one batch in one transaction, retrying while another program holds a lock."""
+    for attempt in range(_LOCK_RETRIES + 1):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            break
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            if attempt == _LOCK_RETRIES:
+                raise
+            time.sleep(min(0.5 * 2**attempt, 8.0))
+    try:
+        for sql, rows in zip(_INSERTS, batch, strict=True):
+            if sql is _INSERT_SAMPLES:
+                _insert_samples(conn, rows)
+            elif rows:
+                conn.executemany(sql, rows)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _fit_integers(batch: tuple[list[Any], ...]) -> tuple[list[Any], ...]:
+    """The batch with integers outside SQLite's 64-bit range turned into decimal text."""
+
+    def fit(value: Any) -> Any:
+        if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+            return str(value)
+        return value
+
+    return tuple([tuple(fit(v) for v in row) for row in rows] for rows in batch)
 
 
 def _insert_samples(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:

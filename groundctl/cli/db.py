@@ -289,14 +289,14 @@ def import_recording(
       groundctl db import session.jsonl --mission data/missions/cfs-lab.toml --node cfs
       groundctl db import pass-0421.tlm --mission odc --node ODC-07 --link sband
     """
-    from groundctl.ingest import ingest, read_recording, stop_on_signals
+    from groundctl.ingest import RecordingError, ingest, stop_on_signals
 
     mission, mission_path = _mission(ctx, mission_spec)
     node = node or mission.name
     path = Path(file)
     now = time.time()
-    for _ in read_recording(path, node, link, now):
-        pass  # raises RecordingError (file:line) before anything is archived
+    if not path.is_file():
+        raise RecordingError(f"cannot read {path}: no such file")
     archive_path = _archive_path(ctx)
     # Ctrl-C or SIGTERM stops reading; everything read so far is committed first.
     stop, restore = stop_on_signals()
@@ -306,6 +306,12 @@ def import_recording(
         )
     finally:
         restore()
+    for problem in report.problems[:10]:
+        err_console.print(
+            f"archived as malformed: {escape(problem)}", highlight=False, soft_wrap=True
+        )
+    if len(report.problems) > 10:
+        err_console.print(f"... and {len(report.problems) - 10} more unreadable records")
     if report.interrupted:
         err_console.print(
             f"interrupted: {report.frames + report.uplink} frames read and archived; "

@@ -20,6 +20,14 @@ from typing import Any
 Env = Mapping[str, Any]
 Compiled = Callable[[Env], Any]
 
+
+def _power(base: Any, exponent: Any) -> Any:
+    """`**`, refused for exponents that would take seconds or gigabytes to compute."""
+    if isinstance(exponent, int | float) and abs(exponent) > 64:
+        raise ValueError(f"exponent {exponent} is too large (at most 64)")
+    return operator.pow(base, exponent)
+
+
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -27,7 +35,7 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
+    ast.Pow: _power,
 }
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Eq: operator.eq,

@@ -305,6 +305,12 @@ class _Reader(TomlReader):
             if "bit" in entry:
                 raise self.error((*keys, "bit"), "bit needs an offset", hint="add offset = N")
             start = cursor
+        if default_name is None and start < 48:
+            raise self.error(
+                (*keys, "offset"),
+                f"{name} starts at byte {start // 8}, inside the 6-byte primary header",
+                hint="packet fields start at byte 6 or later (offsets count from the packet start)",
+            )
         if kind in ("f", "str", "bytes") and start % 8:
             raise self.error(
                 keys,

@@ -171,3 +171,26 @@ def test_sigterm_stops_cleanly_with_everything_read_archived(tmp_path):
     db = sqlite3.connect(path)
     assert db.execute("SELECT count(*) FROM frames").fetchone()[0] == read
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_integers_beyond_sqlite_range_are_kept_exactly_as_text(tmp_path):
+    from groundctl.mdb.codec import encode_telemetry
+
+    mission = load_mission(ROOT / "data" / "missions" / "odc-node.toml")
+    packet = next(
+        p for p in mission.packets.values() if any(f.bits == 64 and f.kind == "u" for f in p.fields)
+    )
+    big = next(f for f in packet.fields if f.bits == 64 and f.kind == "u")
+    raw = encode_telemetry(mission, packet, {big.name: 2**64 - 1}, time_s=1.0e9)
+    path = tmp_path / "big.db"
+    writer = ArchiveWriter(path)
+    processor = TelemetryProcessor(default=mission)
+    for i in range(3):
+        writer.put(processor.process(Frame(raw, 1.0e9 + i, "udp", "ODC-01")))
+    writer.close()  # raises ArchiveError if anything was lost
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT count(*) FROM frames").fetchone()[0] == 3
+    values = db.execute(
+        "SELECT raw FROM samples WHERE parameter = ?", (f"{packet.name}.{big.name}",)
+    ).fetchall()
+    assert values == [(str(2**64 - 1),)] * 3

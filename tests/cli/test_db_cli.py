@@ -125,17 +125,20 @@ def test_import_of_packets_the_mission_lacks_keeps_every_byte(run, db_path):
     assert b"".join(raw for _, _, raw in rows) == CYGNSS.read_bytes()
 
 
-def test_bad_recording_names_file_and_line_and_archives_nothing(run, tmp_path, db_path):
+def test_a_bad_record_is_archived_as_malformed_and_the_rest_imported(run, tmp_path, db_path):
     lines = SESSION.read_text().splitlines()[:3]
     lines.insert(2, '{"t": 1795490652.9, "dir": "down"}')
+    lines.append('{"t": 1795490653.1, "dir": "down", "hex": "0880c0')  # cut off
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join(lines) + "\n")
     result = run("db", "import", str(bad), "--mission", str(CFS_LAB))
-    assert result.exit_code == 2
+    assert result.exit_code == 0, result.output
     assert f"{bad}:3: not a recorded datagram" in result.stderr
+    assert f"{bad}:5: not a recorded datagram" in result.stderr
     no_traceback(result)
-    # The whole file is checked first: no half-imported recording.
-    assert not db_path.exists() or oracle(db_path, "SELECT count(*) FROM frames") == [(0,)]
+    rows = oracle(db_path, "SELECT status, raw FROM frames ORDER BY id")
+    assert [r[0] for r in rows] == ["sent", "ok", "malformed", "ok", "malformed"]
+    assert rows[2][1] == lines[2].encode() and rows[4][1] == lines[4].encode()
 
 
 def test_missing_recording_is_a_clear_error(run):

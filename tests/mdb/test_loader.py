@@ -141,6 +141,8 @@ def test_expressions_are_safe_and_correct():
     assert e.evaluate({"A": 1, "B": 5, "POWER.MODE": "ECO"}) == 2
     assert e.evaluate({"A": 1, "B": 5, "POWER.MODE": "PERF"}) == 25
     assert compile_expression("1 < A <= 3 and not B").evaluate({"A": 3, "B": False}) is True
+    with pytest.raises(ValueError, match="exponent 99999999 is too large"):
+        compile_expression("(A + 9) ** 99999999").evaluate({"A": 1})
     for bad in ("A.__class__()", "[x for x in A]", "lambda: 1", "A[0]", "open('f')", "A; B"):
         with pytest.raises(ExpressionError):
             compile_expression(bad)
@@ -228,6 +230,11 @@ type = "q9"
         ),
         (GOOD.replace('unit = "V", poly', "unit = 5, poly"), 11, "unit: expected a string"),
         (GOOD.replace("PERF = 2 }", "PERF = 300 }"), 30, "300 does not fit u8"),
+        (
+            GOOD.replace('{ name = "BATT_V", offset = 6,', '{ name = "BATT_V", offset = 2,'),
+            11,
+            "BATT_V starts at byte 2, inside the 6-byte primary header",
+        ),
     ],
 )
 def test_more_mistakes_are_caught(tmp_path, text, line, message):
