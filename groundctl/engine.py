@@ -14,10 +14,12 @@ import time
 from collections.abc import AsyncIterable, Callable, Mapping
 from pathlib import Path
 
+from groundctl.archive import open_archive
+from groundctl.archive.store import open_alerts
 from groundctl.archive.writer import ArchiveWriter
 from groundctl.bus import AlertMessage, Bus, EventMessage, FrameMessage, SampleMessage
 from groundctl.mdb.model import Mission
-from groundctl.telemetry.alerts import AlertChange
+from groundctl.telemetry.alerts import Alert, AlertChange
 from groundctl.telemetry.model import Frame
 from groundctl.telemetry.pipeline import Processed, TelemetryProcessor
 
@@ -59,7 +61,12 @@ class Engine:
         self.processor = TelemetryProcessor(
             self.missions, self.default, first_alert_id=self.writer.next_alert_id
         )
+        self.processor.restore_alerts(await asyncio.to_thread(self._open_alerts))
         self._ticker = asyncio.create_task(self._tick_forever(), name="engine-ticker")
+
+    def _open_alerts(self) -> list[Alert]:
+        with open_archive(self.archive_path) as archive:
+            return open_alerts(archive)
 
     async def stop(self) -> None:
         """Stop ticking and commit everything received to the archive."""

@@ -114,3 +114,32 @@ def test_bus_never_blocks_the_publisher_and_all_mode_keeps_order():
     got, nobody_reads = asyncio.run(main())
     assert [m.sample.value for m in got] == list(range(1000))
     assert nobody_reads.pending() == 10 and nobody_reads.dropped == 990
+
+
+def test_alerts_carry_over_a_restart(tmp_path):
+    mission = load_mission(ROOT / "data" / "missions" / "cfs-lab.toml")
+    frames = session_frames()
+    es = [f for f in frames if f.raw[:2] == b"\x08\x00"]
+
+    async def first_run():
+        async with Engine(tmp_path / "r.db", default=mission) as engine:
+            await engine.run(source(frames))
+            return {a.parameter: a.id for a in engine.processor.alerts.visible(0)}
+
+    async def second_run(alert_id):
+        bus = Bus()
+        alerts = bus.subscribe(AlertMessage)
+        async with Engine(tmp_path / "r.db", default=mission, bus=bus) as engine:
+            engine.acknowledge(alert_id, "ops2", "after restart")  # no KeyError
+            await engine.receive(es[0])  # ES error counter back at 0: nominal
+            return [(m.change.action, m.change.alert.id) for m in alerts.drain()]
+
+    raised = asyncio.run(first_run())
+    es_alert = raised["ES_HK.ERR_COUNT"]
+    actions = asyncio.run(second_run(es_alert))
+    assert ("acknowledged", es_alert) in actions and ("cleared", es_alert) in actions
+    assert all(alert_id == es_alert or alert_id in raised.values() for _, alert_id in actions)
+    db = sqlite3.connect(tmp_path / "r.db")
+    row = db.execute("SELECT cleared IS NOT NULL, acked_by FROM alerts WHERE id = ?", (es_alert,))
+    assert row.fetchone() == (1, "ops2")
+    assert db.execute("SELECT count(*) FROM alerts").fetchone()[0] == len(raised)

@@ -27,6 +27,7 @@ import sqlite_utils
 from groundctl.archive.schema import MIGRATIONS
 from groundctl.errors import ArchiveError
 from groundctl.orbits.model import TLE, Pass, Prediction, Station
+from groundctl.telemetry.alerts import Alert
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -816,3 +817,29 @@ def _latest_source_for_query(archive: Archive, query: str) -> str | None:
         (query,),
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def open_alerts(archive: Archive) -> list[Alert]:
+    """Alerts still active or not yet acknowledged, as an engine restarting needs them."""
+    rows = archive.conn.execute(
+        "SELECT id, node, parameter, severity, raised, value, count, cleared, acked_by, acked, "
+        "ack_comment, shelved_until FROM alerts WHERE cleared IS NULL OR acked IS NULL "
+        "ORDER BY id"
+    ).fetchall()
+    return [
+        Alert(
+            id=r[0],
+            node=r[1],
+            parameter=r[2],
+            severity=r[3],
+            raised_s=r[4],
+            value=r[5],
+            count=r[6],
+            cleared_s=r[7],
+            acked_by=r[8],
+            acked_s=r[9],
+            ack_comment=r[10] or "",
+            shelved_until_s=r[11],
+        )
+        for r in rows
+    ]

@@ -82,6 +82,12 @@ class AlertBook:
             return self._store(AlertChange("escalated", up, time_s))
         return None
 
+    def restore(self, alerts: list[Alert]) -> None:
+        """Take back alerts from an earlier run (active or unacknowledged ones)."""
+        for alert in alerts:
+            self._store(AlertChange("raised", alert, alert.raised_s))
+            self._next = max(self._next, alert.id + 1)
+
     def acknowledge(self, alert_id: int, who: str, time_s: float, comment: str = "") -> AlertChange:
         """Acknowledge an alert; KeyError if there is no such alert."""
         alert = self._by_key[self._by_id[alert_id]]

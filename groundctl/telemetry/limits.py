@@ -73,6 +73,12 @@ class LimitChecker:
         }
         self._trackers: dict[tuple[str, str], _Tracker] = {}
 
+    def assume(self, node: str, parameter: str, state: State) -> None:
+        """Start a parameter in `state` (an alert restored from an earlier run)."""
+        tracker = self._trackers.setdefault((node, parameter), _Tracker())
+        tracker.state = tracker.candidate = state
+        tracker.count = 0
+
     def check(
         self,
         node: str,

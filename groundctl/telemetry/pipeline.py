@@ -17,8 +17,8 @@ from typing import Any
 from groundctl.mdb.codec import Codec
 from groundctl.mdb.expr import Expression, compile_expression
 from groundctl.mdb.model import Limits, Mission, Packet
-from groundctl.telemetry.alerts import AlertBook, AlertChange
-from groundctl.telemetry.limits import LimitChecker
+from groundctl.telemetry.alerts import Alert, AlertBook, AlertChange
+from groundctl.telemetry.limits import LimitChecker, State
 from groundctl.telemetry.model import Event, Frame, Sample
 from groundctl.telemetry.sequence import SequenceTracker
 from groundctl.telemetry.staleness import StalenessMonitor
@@ -211,6 +211,21 @@ class TelemetryProcessor:
         if packet.event is not None:
             result.events.append(self._node_event(packet, values, node, time_s))
         return result
+
+    def restore_alerts(self, alerts: list[Alert]) -> None:
+        """Carry on from an earlier run: its open alerts, and the states they stand for."""
+        self.alerts.restore(alerts)
+        for alert in alerts:
+            if not alert.active:
+                continue
+            if alert.severity == "stale" and alert.parameter.endswith(" (stale)"):
+                packet = alert.parameter.removesuffix(" (stale)")
+                self.staleness.assume_stale(alert.node, packet, alert.raised_s)
+                continue
+            plan = self._plan(alert.node)
+            if plan is not None and alert.parameter in plan.limits:
+                state: State = "red" if alert.severity == "red" else "yellow"
+                plan.checker.assume(alert.node, alert.parameter, state)
 
     def tick(self, now_s: float) -> list[AlertChange]:
         """Check staleness at `now_s`; return the alerts it raised."""

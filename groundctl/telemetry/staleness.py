@@ -40,6 +40,12 @@ class StalenessMonitor:
             return StaleChange(node, packet, False, time_s, time_s)
         return None
 
+    def assume_stale(self, node: str, packet: str, last_seen_s: float) -> None:
+        """Start a stream as stale (an alert restored from an earlier run)."""
+        if packet in self.limits:
+            self._last[(node, packet)] = last_seen_s
+            self._stale.add((node, packet))
+
     def check(self, now_s: float) -> list[StaleChange]:
         """Streams that have just gone stale at `now_s` (each reported once)."""
         changes = []
