@@ -184,7 +184,11 @@ def main() -> None:
             f"{bare_rate:,.0f} samples/s"
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory: {peak:.0f} MB")
+    writer_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        f"peak memory: {peak:.0f} MB (this process, which holds the whole stream), "
+        f"{writer_peak:.0f} MB (archive writer process)"
+    )
     print(f"ratio: {rate / bare_rate:.2f}")
 
 
