@@ -110,6 +110,14 @@ class Engine:
         )
         return processed
 
+    async def sent(self, frame: Frame) -> None:
+        """Archive a frame sent to a node (an uplink), and publish its summary."""
+        assert self.writer is not None, "call start() first"
+        self.writer.add_frame(frame, "sent")
+        self.bus.publish(
+            FrameMessage(frame.node, frame.link, None, "sent", len(frame.raw), frame.time_s)
+        )
+
     async def run(self, source: AsyncIterable[Frame]) -> int:
         """Receive every frame of `source` until it ends; return how many."""
         count = 0

@@ -45,6 +45,7 @@ def test_engine_archives_and_publishes_the_real_session(tmp_path):
             raised = alerts.drain()
             alert_id = raised[0].change.alert.id
             engine.acknowledge(alert_id, "ops1", "known: test command")
+            await engine.sent(Frame(bytes.fromhex("1806c00000010021"), 1.0, "udp", "cfs", "up"))
         return events.drain(), raised, latest.drain(), summary, alert_id
 
     events, raised, latest, summary, alert_id = asyncio.run(main())
@@ -59,10 +60,15 @@ def test_engine_archives_and_publishes_the_real_session(tmp_path):
     assert len(values) == len(latest)
     assert values["ES_HK.CMD_COUNT"] == 2 and values["CI_LAB_HK.INGEST_PACKETS"] == 7
     # The bounded log subscriber dropped the oldest frame summaries, and says how many.
-    assert summary.pending() == 100 and summary.dropped == 460
+    assert summary.pending() == 100 and summary.dropped == 461  # 560 received + 1 sent
 
     db = sqlite3.connect(tmp_path / "e.db")
-    assert db.execute("SELECT count(*) FROM frames").fetchone()[0] == 560
+    assert db.execute("SELECT count(*) FROM frames").fetchone()[0] == 561
+    assert db.execute("SELECT direction, status, raw FROM frames WHERE id = 561").fetchone() == (
+        "up",
+        "sent",
+        bytes.fromhex("1806c00000010021"),
+    )
     assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 10
     assert db.execute(
         "SELECT acked_by, ack_comment FROM alerts WHERE id = ?", (alert_id,)

@@ -58,7 +58,9 @@ class ArchiveWriter:
     """Writes processed telemetry to the archive at `path` in batches.
 
     Use `put`/`flush`/`close` from synchronous code, or `aput`/`aflush`/`aclose` from
-    the event loop (they never block it). Raises ArchiveError (from the next call) when the
+    the event loop (they never block it). The writer process is started with the `spawn`
+    method (safe beside threads), so a script that creates a writer at its top level needs
+    the usual `if __name__ == "__main__":` guard. Raises ArchiveError (from the next call) when the
     writer could not write a batch.
     """
 
