@@ -9,6 +9,8 @@ functions. Pure code: no sockets here.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from groundctl.mdb.codec import PRIMARY_HEADER_BYTES, parse_header
 
 Framed = tuple[bytes, str]
@@ -25,8 +27,11 @@ def slip_encode(frame: bytes) -> bytes:
     return bytes([END]) + body + bytes([END])
 
 
-class SlipDecoder:
-    """SLIP/KISS frames: END-delimited, ESC-escaped. Empty frames (END END) are skipped."""
+class _DelimitedDecoder(ABC):
+    """Frames ending at a delimiter byte; each piece goes through `_unpack`. Empty pieces
+    (two delimiters in a row) are skipped."""
+
+    DELIMITER = 0
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -35,17 +40,30 @@ class SlipDecoder:
         self._buffer += data
         frames: list[Framed] = []
         while True:
-            end = self._buffer.find(END)
+            end = self._buffer.find(self.DELIMITER)
             if end < 0:
                 return frames
             raw = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
             if raw:
-                frames.append(_slip_unescape(raw))
+                frames.append(self._unpack(raw))
 
     def pending(self) -> bytes:
-        """Bytes received after the last END (an unfinished frame)."""
+        """Bytes received after the last delimiter (an unfinished frame)."""
         return bytes(self._buffer)
+
+    @abstractmethod
+    def _unpack(self, raw: bytes) -> Framed:
+        """One delimited piece -> (frame, problem)."""
+
+
+class SlipDecoder(_DelimitedDecoder):
+    """SLIP/KISS frames: END-delimited, ESC-escaped."""
+
+    DELIMITER = END
+
+    def _unpack(self, raw: bytes) -> Framed:
+        return _slip_unescape(raw)
 
 
 def _slip_unescape(raw: bytes) -> Framed:
@@ -113,23 +131,13 @@ def cobs_decode(encoded: bytes) -> Framed:
     return bytes(out), ""
 
 
-class CobsDecoder:
+class CobsDecoder(_DelimitedDecoder):
     """COBS frames delimited by 0x00."""
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    DELIMITER = 0
 
-    def feed(self, data: bytes) -> list[Framed]:
-        self._buffer += data
-        frames: list[Framed] = []
-        while True:
-            end = self._buffer.find(0)
-            if end < 0:
-                return frames
-            raw = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            if raw:
-                frames.append(cobs_decode(raw))
+    def _unpack(self, raw: bytes) -> Framed:
+        return cobs_decode(raw)
 
 
 def length_prefix_encode(frame: bytes) -> bytes:
