@@ -8,21 +8,22 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml plugins/groundctl-kiss/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e plugins/groundctl-kiss
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/groundctl passes
 
 lint: $(STAMP)
-	$(BIN)/ruff check groundctl tests bench screenshots
-	$(BIN)/ruff format --check groundctl tests bench screenshots
+	$(BIN)/ruff check groundctl tests bench screenshots plugins
+	$(BIN)/ruff format --check groundctl tests bench screenshots plugins
 
 typecheck: $(STAMP)
-	$(BIN)/mypy groundctl/orbits groundctl/mdb groundctl/telemetry groundctl/errors.py groundctl/config.py groundctl/tomlreader.py
+	$(BIN)/mypy groundctl/orbits groundctl/mdb groundctl/telemetry groundctl/errors.py groundctl/config.py groundctl/tomlreader.py groundctl/sim/wire.py plugins/groundctl-kiss/groundctl_kiss
 
 test: lint typecheck
 	$(BIN)/python -m pytest -n 2 -q

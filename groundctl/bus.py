@@ -51,6 +51,17 @@ class FrameMessage:
     time_s: float
 
 
+@dataclass(frozen=True)
+class LinkStateMessage:
+    """A link changed state (closed, connecting, up, degraded, down)."""
+
+    link: str
+    node: str
+    old: str
+    new: str
+    time_s: float
+
+
 def sample_key(message: Any) -> Hashable:
     """Coalescing key for `latest` subscribers: one value per node and parameter."""
     if isinstance(message, SampleMessage):

@@ -98,6 +98,8 @@ class LinkConfig:
     name: str
     adapter: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    node: str = ""  # the node it reaches (default: the link's name)
+    line: int = 0  # where it is in the config file, for messages
 
 
 @dataclass(frozen=True)
@@ -462,7 +464,13 @@ class _Reader(TomlReader):
             entry = dict(self.table(item, keys))
             adapter = self.string(entry, "adapter", keys)
             del entry["adapter"]
-            result[name] = LinkConfig(name=name, adapter=adapter, options=entry)
+            node = name
+            if "node" in entry:
+                node = self.string(entry, "node", keys)
+                del entry["node"]
+            result[name] = LinkConfig(
+                name=name, adapter=adapter, options=entry, node=node, line=self.line_of(keys) or 0
+            )
         return result
 
 

@@ -13,14 +13,25 @@ import contextlib
 import time
 from collections.abc import AsyncIterable, Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from groundctl.links.base import Link, LinkState
 
 from groundctl.archive import open_archive
 from groundctl.archive.store import open_alerts
 from groundctl.archive.writer import ArchiveWriter
-from groundctl.bus import AlertMessage, Bus, EventMessage, FrameMessage, SampleMessage
+from groundctl.bus import (
+    AlertMessage,
+    Bus,
+    EventMessage,
+    FrameMessage,
+    LinkStateMessage,
+    SampleMessage,
+)
 from groundctl.mdb.model import Mission
 from groundctl.telemetry.alerts import Alert, AlertChange
-from groundctl.telemetry.model import Frame
+from groundctl.telemetry.model import Event, Frame
 from groundctl.telemetry.pipeline import Processed, TelemetryProcessor
 
 
@@ -52,6 +63,8 @@ class Engine:
         self.writer: ArchiveWriter | None = None
         self.processor: TelemetryProcessor | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self.links: dict[str, Link] = {}
+        self._pumps: dict[str, asyncio.Task[int]] = {}
 
     async def start(self) -> None:
         """Open (create, migrate) the archive and start the staleness ticker."""
@@ -69,7 +82,9 @@ class Engine:
             return open_alerts(archive)
 
     async def stop(self) -> None:
-        """Stop ticking and commit everything received to the archive."""
+        """Close the attached links, stop ticking and commit everything received."""
+        for name in list(self.links):
+            await self.detach(name)
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -126,6 +141,51 @@ class Engine:
             count += 1
         return count
 
+    # --- links ---------------------------------------------------------------------------
+    def attach(self, link: Link) -> asyncio.Task[int]:
+        """Receive everything `link` receives (it must be open or opening); its state
+        changes and its own events (AOS, LOS) are archived and published. Returns the
+        task pumping its frames, which ends when the link closes."""
+        if link.name in self.links:
+            raise ValueError(f"a link named {link.name} is already attached")
+        self.links[link.name] = link
+        link.on_state_change(self._link_state)
+        link.on_event(self._link_event)
+        task = asyncio.create_task(self.run(link.frames()), name=f"engine-{link.name}")
+        self._pumps[link.name] = task
+        return task
+
+    async def detach(self, name: str) -> int:
+        """Close an attached link and wait until every frame it delivered is processed;
+        return how many it delivered."""
+        link = self.links.pop(name)
+        await link.close()
+        task = self._pumps.pop(name)
+        return await task
+
+    def _link_state(self, link: Link, old: LinkState, new: LinkState) -> None:
+        now = link.clock()
+        self.bus.publish(LinkStateMessage(link.name, link.node, old.value, new.value, now))
+        severity = "WARNING" if new.value in ("down", "degraded") else "INFO"
+        self.note(
+            Event(now, link.node, "ground", "link-state", severity,
+                  f"link {link.name}: {old.value} -> {new.value}")
+        )  # fmt: skip
+
+    def _link_event(self, link: Link, event: Event) -> None:
+        if self.processor is not None and event.source == "ground":
+            if event.kind == "los":
+                self.processor.contact_lost(event.node)
+            elif event.kind == "aos":
+                self.processor.contact_gained(event.node, event.time_s)
+        self.note(event)
+
+    def note(self, event: Event) -> None:
+        """Archive and publish an event the ground noticed (link states, AOS/LOS...)."""
+        if self.writer is not None:
+            self.writer.add_events([event])
+        self.bus.publish(EventMessage(event))
+
     def acknowledge(self, alert_id: int, who: str, comment: str = "") -> AlertChange:
         """Acknowledge an alert (archived and published). KeyError if unknown."""
         assert self.processor is not None and self.writer is not None
@@ -150,6 +210,8 @@ class Engine:
         while True:
             await asyncio.sleep(self.tick_s)
             self.tick()
+            if self.writer is not None and self.writer.due():
+                await self.writer.apending()
 
     def tick(self) -> list[AlertChange]:
         """Check staleness now; archive and publish what changed."""

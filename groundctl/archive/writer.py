@@ -90,6 +90,7 @@ class ArchiveWriter:
         child_batches, self._batches = context.Pipe(duplex=False)  # (reader, writer)
         self._acks, child_acks = context.Pipe(duplex=False)
         self._lock = threading.Lock()  # one hand-off at a time (put and aput may mix)
+        self._alock: asyncio.Lock | None = None
         self._process = context.Process(
             target=_write_forever,
             args=(str(self.path), child_batches, child_acks),
@@ -222,9 +223,12 @@ class ArchiveWriter:
 
     def flush(self) -> None:
         """Hand on the current batch and wait until everything put so far is committed."""
+        self._flush_batch(self._take())
+
+    def _flush_batch(self, batch: _Batch) -> None:
         self._check()
         with self._lock:
-            self._send(self._take())
+            self._send(batch)
             while self._acked < self._sent:
                 self._receive_ack()
         self._check()
@@ -243,17 +247,34 @@ class ArchiveWriter:
             self._batches.close()
         self._check()
 
+    # The async side takes each batch on the event loop's thread (where rows are added)
+    # and only sends it from a worker thread; one hand-off at a time, in order, however
+    # many tasks feed the writer.
     async def aput(self, processed: Processed) -> int:
         frame_id = self.add(processed)
         if self.due():
-            await asyncio.to_thread(self._hand_off, False)
+            await self.apending()
         return frame_id
 
+    async def apending(self) -> None:
+        """Hand the current batch on now (waits while the writer is behind)."""
+        async with self._async_lock():
+            batch = self._take()
+            await asyncio.to_thread(self._hand_off_batch, batch)
+
     async def aflush(self) -> None:
-        await asyncio.to_thread(self.flush)
+        async with self._async_lock():
+            batch = self._take()
+            await asyncio.to_thread(self._flush_batch, batch)
+
+    def _async_lock(self) -> asyncio.Lock:
+        if self._alock is None:
+            self._alock = asyncio.Lock()
+        return self._alock
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        async with self._async_lock():
+            await asyncio.to_thread(self.close)
 
     def _take(self) -> _Batch:
         batch = self._batch
@@ -265,8 +286,11 @@ class ArchiveWriter:
         if wait:
             self.flush()
             return
+        self._hand_off_batch(self._take())
+
+    def _hand_off_batch(self, batch: _Batch) -> None:
         with self._lock:
-            self._send(self._take())
+            self._send(batch)
             # Keep at most two batches in flight: back-pressure when the writer is behind.
             while self._sent - self._acked > 1:
                 self._receive_ack()

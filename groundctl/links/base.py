@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from groundctl.errors import GroundctlError
-from groundctl.telemetry.model import Frame
+from groundctl.telemetry.model import Event, Frame
 
 
 class LinkError(GroundctlError):
@@ -58,6 +58,16 @@ class LinkCounters:
 
 
 StateListener = Callable[["Link", LinkState, LinkState], None]
+EventListener = Callable[["Link", Event], None]
+
+
+@dataclass(frozen=True)
+class LinkContext:
+    """What a link may need to know of the ground segment besides its own options: the
+    configuration (stations, fleet), given by whoever builds links from a config. Most
+    adapters ignore it; the simulator and contact gating use it."""
+
+    config: Any = None  # groundctl.config.Config (Any: links do not import the config)
 
 
 class Link(ABC):
@@ -76,6 +86,17 @@ class Link(ABC):
         self.counters = LinkCounters()
         self._state = LinkState.CLOSED
         self._listeners: list[StateListener] = []
+        self._event_listeners: list[EventListener] = []
+        self.context = LinkContext()
+
+    def bind(self, context: LinkContext) -> None:
+        """Give the link the ground segment's context (before `open`)."""
+        self.context = context
+
+    def clock(self) -> float:
+        """The link's notion of now, Unix seconds: the wall clock, or simulated or
+        recorded time for the links that have their own."""
+        return time.time()
 
     @classmethod
     def check_options(cls, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,6 +140,14 @@ class Link(ABC):
         """Call `listener(link, old, new)` on every state change."""
         self._listeners.append(listener)
 
+    def on_event(self, listener: EventListener) -> None:
+        """Call `listener(link, event)` for what the link itself notices (AOS, LOS...)."""
+        self._event_listeners.append(listener)
+
+    def _emit(self, event: Event) -> None:
+        for listener in list(self._event_listeners):
+            listener(self, event)
+
     def _set_state(self, new: LinkState) -> None:
         old = self._state
         if new is old:
@@ -137,8 +166,9 @@ class Link(ABC):
         """Stop the link and release its resources; the state becomes CLOSED."""
 
     @abstractmethod
-    async def send(self, data: bytes) -> None:
-        """Send one frame (a packet) to the node. Raises LinkError when not up."""
+    async def send(self, data: bytes, node: str | None = None) -> None:
+        """Send one frame (a packet) to `node` (default: the link's node; a link to a
+        gateway serves several). Raises LinkError when it cannot be sent."""
 
     @abstractmethod
     def _receive(self) -> AsyncIterator[bytes]:

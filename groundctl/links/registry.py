@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import Any
 
-from groundctl.links.base import Link
+from groundctl.links.base import Link, LinkContext, LinkError
 
 GROUP = "groundctl.links"
 
@@ -41,3 +42,30 @@ def discover() -> tuple[dict[str, type[Link]], list[BrokenAdapter]]:
             continue
         adapters[point.name] = adapter
     return adapters, broken
+
+
+def build(
+    config: Any,
+    link: Any,
+    adapters: dict[str, type[Link]] | None = None,
+) -> Link:
+    """The Link a config's `[links.NAME]` entry describes, bound to the config.
+
+    Raises LinkError naming the config file, line, link and what is wrong (an unknown
+    adapter lists the installed ones).
+    """
+    if adapters is None:
+        adapters, _ = discover()
+    where = f"{config.path}:{link.line}: links.{link.name}" if link.line else f"links.{link.name}"
+    adapter = adapters.get(link.adapter)
+    if adapter is None:
+        raise LinkError(
+            f"{where}.adapter: no link adapter {link.adapter!r} is installed",
+            hint="installed: " + ", ".join(sorted(adapters)) + " (groundctl links lists them)",
+        )
+    try:
+        built = adapter(link.name, link.node, dict(link.options))
+    except LinkError as error:
+        raise LinkError(f"{where}: {error}", hint=error.hint) from None
+    built.bind(LinkContext(config=config))
+    return built

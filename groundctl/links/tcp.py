@@ -95,7 +95,7 @@ class TcpLink(Link):
         self._queue.put_nowait(None)
         self._set_state(LinkState.CLOSED)
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes, node: str | None = None) -> None:
         writer = self._writer
         if writer is None or self.state is not LinkState.UP:
             raise LinkError(f"link {self.name} is {self.state.value}: nothing was sent")

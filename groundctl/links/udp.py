@@ -84,7 +84,7 @@ class UdpLink(Link):
             self._transport = None
         self._set_state(LinkState.CLOSED)
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes, node: str | None = None) -> None:
         if self._transport is None or self.state not in (LinkState.UP, LinkState.DEGRADED):
             raise LinkError(f"link {self.name} is {self.state.value}: nothing was sent")
         self._transport.sendto(data, self.uplink)

@@ -525,7 +525,7 @@ def predict(
     if workers is None:
         workers = min(os.cpu_count() or 1, max(1, len(satellites) // 2000))
     results: list[tuple[dict[str, Array], list[tuple[int, int, float]]]] = []
-    sun = _sun_teme(start, -EDGE_PAD_S, t_end_s + EDGE_PAD_S) if sunlit else None
+    sun = sun_teme(start, -EDGE_PAD_S, t_end_s + EDGE_PAD_S) if sunlit else None
     args = [
         ([(s.line1, s.line2) for s in chunk], geometries, jd0, dut1, 0.0, t_end_s, step_s, sun)
         for chunk in chunks
@@ -566,7 +566,7 @@ def predict(
     return Prediction(passes=tuple(passes), problems=tuple(problems), start=start, end=end)
 
 
-def _sun_teme(start: datetime, t0_s: float, t1_s: float) -> tuple[Array, Array]:
+def sun_teme(start: datetime, t0_s: float, t1_s: float) -> tuple[Array, Array]:
     """The Sun's geocentric position in TEME (km) every 10 minutes over [t0_s, t1_s]."""
     from skyfield.api import load
     from skyfield.sgp4lib import TEME

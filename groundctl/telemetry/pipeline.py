@@ -227,6 +227,14 @@ class TelemetryProcessor:
                 state: State = "red" if alert.severity == "red" else "yellow"
                 plan.checker.assume(alert.node, alert.parameter, state)
 
+    def contact_lost(self, node: str) -> None:
+        """LOS: the node's silence until its next contact is expected, not stale."""
+        self.staleness.pause(node)
+
+    def contact_gained(self, node: str, time_s: float) -> None:
+        """AOS: the node's streams are expected again from `time_s`."""
+        self.staleness.expect(node, time_s)
+
     def tick(self, now_s: float) -> list[AlertChange]:
         """Check staleness at `now_s`; return the alerts it raised."""
         changes = []

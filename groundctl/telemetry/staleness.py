@@ -28,6 +28,7 @@ class StalenessMonitor:
         self.limits = {name: period * factor for name, period in periods.items()}
         self._last: dict[tuple[str, str], float] = {}
         self._stale: set[tuple[str, str]] = set()
+        self._known: set[tuple[str, str]] = set()  # streams seen before a pause
 
     def seen(self, node: str, packet: str, time_s: float) -> StaleChange | None:
         """Record an arrival; returns the change if the stream was stale until now."""
@@ -45,6 +46,19 @@ class StalenessMonitor:
         if packet in self.limits:
             self._last[(node, packet)] = last_seen_s
             self._stale.add((node, packet))
+
+    def pause(self, node: str) -> None:
+        """The node went out of contact (LOS): silence is expected, nothing goes stale.
+        Streams already stale stay so until data arrives again."""
+        for key in [k for k in self._last if k[0] == node]:
+            self._known.add(key)
+            del self._last[key]
+
+    def expect(self, node: str, time_s: float) -> None:
+        """The node came into contact (AOS) at `time_s`: each stream it sent before must
+        arrive again within its limit, or it goes stale."""
+        for key in [k for k in self._known if k[0] == node]:
+            self._last.setdefault(key, time_s)
 
     def check(self, now_s: float) -> list[StaleChange]:
         """Streams that have just gone stale at `now_s` (each reported once)."""

@@ -1,0 +1,234 @@
+"""The `sim` link: an in-process simulated fleet, no sockets (for the demo and tests).
+
+One link serves the whole simulated fleet, like a gateway: each received frame carries
+the node that sent it, and `send(packet, node=...)` commands one node. Simulated time
+runs at `speed` times the wall clock (0: as fast as the engine takes frames); frames
+carry simulated time, and `clock()` is the simulated now. With `gate` (the default) a
+node transmits, and hears commands, only during its contacts in the contact plan, and
+the link raises AOS and LOS events.
+
+Frames are handed over through a bounded queue: when the engine falls behind, the
+simulation waits for it (simulated time lags, `lag_s` says by how much) rather than
+dropping anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from groundctl.links.base import Link, LinkError, LinkOption, LinkState
+from groundctl.telemetry.model import Event, Frame
+
+QUEUE_FRAMES = 20_000
+SLICE_NODE_STEPS = 2_000  # node-seconds simulated between two yields to the event loop
+
+
+class SimLink(Link):
+    """A simulated fleet of `odc-node` nodes on the configured fleet's orbits."""
+
+    DESCRIPTION = "in-process simulated fleet of orbital compute nodes (odc-node), no sockets"
+    OPTIONS = (
+        LinkOption("speed", float, 1.0, "simulated seconds per second; 0 = as fast as possible"),
+        LinkOption("seed", int, 0, "random seed: the same seed gives the same telemetry"),
+        LinkOption("start", str, "", "simulated start time, ISO 8601 UTC; empty = now"),
+        LinkOption("nodes", str, "", "comma-separated nodes to simulate; empty = whole fleet"),
+        LinkOption("gate", bool, True, "transmit only during the contact plan's contacts"),
+        LinkOption("downlink_rate", float, 18.75e6, "result downlink rate, bytes/s"),
+        LinkOption("faults", str, "", "'NODE FAULT at S [for S]; ...' (seconds after start)"),
+        LinkOption("duration", float, 0.0, "end after this many simulated seconds; 0 = run on"),
+    )
+
+    def __init__(self, name: str, node: str, options: dict[str, Any]) -> None:
+        super().__init__(name, node, options)
+        speed = self.options["speed"]
+        if speed < 0 or speed > 100_000:
+            raise LinkError(f"link {name}: speed must be 0 (as fast as possible) to 100000")
+        self.speed = float(speed)
+        self.start_s = _start(name, self.options["start"])
+        from groundctl.sim.fleet import SimError, parse_faults
+
+        try:
+            self.faults = parse_faults(self.options["faults"])
+        except SimError as error:
+            raise LinkError(f"link {name}: option 'faults': {error}", hint=error.hint) from None
+        self.fleet: Any = None  # groundctl.sim.fleet.SimFleet once open
+        # Frames, contact events and time marks, in simulated-time order: the consumer
+        # sees each AOS/LOS between the right frames, and its clock moves with them.
+        self._queue: asyncio.Queue[Frame | Event | float | None] = asyncio.Queue(QUEUE_FRAMES)
+        self._now_s = self.start_s
+        self._task: asyncio.Task[None] | None = None
+        self._target_s = self.start_s
+        self._closed = False
+        self.generated = 0
+        if self.options["duration"] < 0:
+            raise LinkError(f"link {name}: duration must be 0 (run on) or more seconds")
+        self.end_s = self.start_s + self.options["duration"] if self.options["duration"] else None
+
+    # --- building the fleet ----------------------------------------------------------
+    def _build(self) -> Any:
+        from dataclasses import replace
+
+        from groundctl.config import demo_config_path, load_config
+        from groundctl.fleet import load_fleet
+        from groundctl.sim.fleet import SimError, SimFleet
+        from groundctl.sim.node import NodeParams
+
+        config = self.context.config or load_config(demo_config_path())
+        fleet = load_fleet(config, now=datetime.fromtimestamp(self.start_s, UTC))
+        wanted = [n.strip() for n in self.options["nodes"].split(",") if n.strip()]
+        satellites = fleet.satellites(wanted or None)
+        missing = {w.lower() for w in wanted} - {s.name.lower() for s in satellites}
+        if missing:
+            raise LinkError(
+                f"link {self.name}: option 'nodes': not in the fleet: {', '.join(sorted(missing))}",
+                hint="fleet: " + ", ".join(fleet.names()[:12]),
+            )
+        params = replace(NodeParams(), downlink_rate_bps=self.options["downlink_rate"])
+        try:
+            return SimFleet(
+                satellites,
+                config.stations,
+                start_s=self.start_s,
+                seed=self.options["seed"],
+                gate=self.options["gate"],
+                params=params,
+                faults=self.faults,
+            )
+        except SimError as error:
+            raise LinkError(f"link {self.name}: {error}", hint=error.hint) from None
+
+    # --- the contract ----------------------------------------------------------------
+    async def open(self) -> None:
+        """Build the fleet (pass prediction runs off the event loop) and start it."""
+        self._set_state(LinkState.CONNECTING)
+        self.fleet = await asyncio.to_thread(self._build)
+        self._task = asyncio.create_task(self._run(), name=f"link-{self.name}")
+        self._set_state(LinkState.UP)
+
+    async def close(self) -> None:
+        """Stop simulating; frames already simulated are still delivered, then `frames()`
+        ends."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+        self._set_state(LinkState.CLOSED)
+
+    async def send(self, data: bytes, node: str | None = None) -> None:
+        """Uplink a command to `node` (default: the link's node). LinkError when the
+        node is unknown or not in contact (the message gives the next AOS)."""
+        from groundctl.sim.fleet import SimError
+
+        if self.fleet is None or self.state is not LinkState.UP:
+            raise LinkError(f"link {self.name} is {self.state.value}: nothing was sent")
+        try:
+            self.fleet.command(node or self.node, data)
+        except SimError as error:
+            raise LinkError(f"link {self.name}: {error}", hint=error.hint) from None
+        self._count_sent(data)
+
+    def clock(self) -> float:
+        """Simulated now, as far as the consumer of `frames()` has got."""
+        return self._now_s
+
+    @property
+    def lag_s(self) -> float:
+        """How far simulated time is behind where `speed` would have it."""
+        return max(0.0, self._target_s - self._now_s) if self.speed else 0.0
+
+    def _receive(self) -> AsyncIterator[bytes]:  # frames() is overridden
+        raise NotImplementedError
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Frames as the nodes send them, stamped with simulated time and their node."""
+        while True:
+            if self._closed and self._queue.empty():
+                return
+            frame = await self._queue.get()
+            if frame is None:
+                return
+            if isinstance(frame, float):
+                self._now_s = frame
+                continue
+            if isinstance(frame, Event):
+                self._now_s = frame.time_s
+                self._emit(frame)
+                continue
+            self._now_s = frame.time_s
+            self.counters.frames_in += 1
+            self.counters.bytes_in += len(frame.raw)
+            self.counters.last_receive_s = frame.time_s
+            yield frame
+
+    # --- the simulation loop ---------------------------------------------------------
+    async def _run(self) -> None:
+        fleet = self.fleet
+        loop = asyncio.get_running_loop()
+        wall0 = loop.time()
+        sim0 = fleet.t
+        slice_s = max(1.0, float(SLICE_NODE_STEPS // len(fleet.nodes)))
+        while self.end_s is None or fleet.t < self.end_s:
+            if self.speed:
+                self._target_s = sim0 + (loop.time() - wall0) * self.speed
+                if self._target_s < fleet.t + 1.0:
+                    await asyncio.sleep((fleet.t + 1.0 - self._target_s) / self.speed)
+                    continue
+                until = min(self._target_s, fleet.t + slice_s)
+            else:
+                until = fleet.t + slice_s
+            if self.end_s is not None:
+                until = min(until, self.end_s)
+            sent, changes = fleet.advance(until)
+            items: list[Frame | Event | float] = [_contact_event(c) for c in changes]
+            items += [Frame(tx.raw, tx.time_s, self.name, tx.node, "down") for tx in sent]
+            self.generated += len(sent)
+            items.sort(key=_item_time)  # stable: an AOS before the frames of its second
+            items.append(fleet.t)
+            for item in items:
+                if self._queue.full():
+                    await self._queue.put(item)  # the engine is behind: wait for it
+                else:
+                    self._queue.put_nowait(item)
+            await asyncio.sleep(0)
+        await self._queue.put(None)  # the end of the simulation: frames() ends
+        self._set_state(LinkState.DOWN)
+
+
+def _item_time(item: Frame | Event | float) -> float:
+    return item if isinstance(item, float) else item.time_s
+
+
+def _contact_event(change: Any) -> Event:
+    p = change.contact
+    if change.kind == "aos":
+        text = (
+            f"AOS {change.node} at {change.station}: max elevation "
+            f"{p.max_elevation_deg:.1f} deg, LOS {p.los:%H:%M:%S}Z"
+        )
+    else:
+        text = f"LOS {change.node} at {change.station}"
+    return Event(change.time_s, change.node, "ground", change.kind, "INFO", text)
+
+
+def _start(name: str, text: str) -> float:
+    if not text:
+        return float(int(time.time()))
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise LinkError(
+            f"link {name}: option 'start': {text!r} is not an ISO 8601 time",
+            hint="e.g. 2026-11-29T12:00:00Z",
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.timestamp()
