@@ -55,14 +55,16 @@ class GroundctlGroup(click.Group):
 def cli(ctx: click.Context, config_path: str | None, archive_path: str | None) -> None:
     """groundctl: mission operations for fleets of orbital compute nodes.
 
-    Predicts contacts between nodes and ground stations, ingests TLEs and keeps
-    everything in a SQLite archive.
+    Predicts contacts between nodes and ground stations, ingests TLEs, talks to nodes
+    through link adapters, simulates a fleet, and keeps everything in a SQLite archive.
 
     \b
     Examples:
       groundctl passes                      # next 24 h of contacts of the demo fleet
       groundctl passes --node ODC-07 --json
       groundctl --config ops.toml tle fetch
+      groundctl sim --speed 60 --duration 3600
+      groundctl links
     """
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +65,9 @@ class SimLink(Link):
         self._task: asyncio.Task[None] | None = None
         self._target_s = self.start_s
         self._closed = False
+        # what the simulation produced but the queue could not take yet: delivered after
+        # the queue when the link closes, so that nothing simulated is lost
+        self._backlog: deque[Frame | Event | float] = deque()
         self.generated = 0
         if self.options["duration"] < 0:
             raise LinkError(f"link {name}: duration must be 0 (run on) or more seconds")
@@ -152,9 +156,13 @@ class SimLink(Link):
         """Frames as the nodes send them, stamped with simulated time and their node."""
         while True:
             if self._closed and self._queue.empty():
-                return
+                if not self._backlog:
+                    return
+                self._queue.put_nowait(self._backlog.popleft())
             frame = await self._queue.get()
             if frame is None:
+                if self._closed and self._backlog:
+                    continue
                 return
             if isinstance(frame, float):
                 self._now_s = frame
@@ -193,11 +201,13 @@ class SimLink(Link):
             self.generated += len(sent)
             items.sort(key=_item_time)  # stable: an AOS before the frames of its second
             items.append(fleet.t)
-            for item in items:
+            self._backlog.extend(items)
+            while self._backlog:
                 if self._queue.full():
-                    await self._queue.put(item)  # the engine is behind: wait for it
+                    await self._queue.put(self._backlog[0])  # the engine is behind: wait
                 else:
-                    self._queue.put_nowait(item)
+                    self._queue.put_nowait(self._backlog[0])
+                self._backlog.popleft()
             await asyncio.sleep(0)
         await self._queue.put(None)  # the end of the simulation: frames() ends
         self._set_state(LinkState.DOWN)

@@ -24,9 +24,10 @@ def install_fake_plugin(tmp_path, monkeypatch, target):
     importlib.invalidate_caches()
 
 
-def test_builtin_udp_is_found_like_a_plugin():
+def test_builtin_adapters_are_found_like_plugins():
     adapters, broken = discover()
     assert adapters["udp"] is UdpLink
+    assert {"udp", "tcp", "http", "replay", "sim"} <= set(adapters)
     assert broken == []
 
 
