@@ -155,3 +155,39 @@ def test_bad_options_and_sending_while_down():
 def test_encoders_used_by_the_tests_match_the_link():
     assert cobs_encode(b"a\x00b")[-1] == 0
     assert length_prefix_encode(b"ab")[:4] == b"\x00\x00\x00\x02"
+
+
+@pytest.mark.parametrize(
+    ("framing", "stream", "expected"),
+    [
+        # a SLIP escape followed by a byte that is not TFEND/TFESC: kept as received
+        ("slip", b"\xc0ab\xdb\x01cd\xc0" + slip_encode(b"ok"), [b"ab\xdb\x01cd", b"ok"]),
+        # a length prefix beyond any frame: the rest of the stream, raw
+        (
+            "length",
+            length_prefix_encode(b"ok") + b"\xff\xff\xff\xffjunk",
+            [b"ok", b"\xff\xff\xff\xffjunk"],
+        ),
+        # a COBS block cut short
+        ("cobs", cobs_encode(b"ok") + b"\x05ab\x00", [b"ok", b"\x05ab"]),
+    ],
+)
+def test_malformed_streams_are_delivered_as_received_and_counted(framing, stream, expected):
+    async def main():
+        async def peer(reader, writer):
+            writer.write(stream)
+            await writer.drain()
+            await reader.read()
+
+        server = await asyncio.start_server(peer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        link = TcpLink("t", "n", {"address": f"127.0.0.1:{port}", "framing": framing})
+        await link.open()
+        got = await asyncio.wait_for(take(link, len(expected)), 10)
+        await link.close()
+        server.close()
+        return got, link.counters.errors
+
+    got, errors = asyncio.run(main())
+    assert got == expected
+    assert errors == 1

@@ -86,3 +86,59 @@ def test_bad_options_and_busy_port_give_clear_errors():
             holder.close()
 
     asyncio.run(busy())
+
+
+def test_malformed_datagrams_reach_the_archive_as_received(tmp_path):
+    """Garbage on the telemetry port is delivered byte for byte and archived as malformed
+    with its reason, between good packets that still decode."""
+    from groundctl.archive import open_archive
+    from groundctl.engine import Engine
+    from groundctl.mdb.loader import load_mission
+
+    good = recorded("down")[:3]
+    garbage = [b"\x00", b"\xff" * 7, good[0][:10], b"not a space packet at all"]
+    sent = [good[0], *garbage, good[1], good[2]]
+    mission = load_mission(Path(__file__).parents[2] / "data" / "missions" / "cfs-lab.toml")
+
+    async def main():
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        peer.setblocking(False)
+        link = UdpLink(
+            "lab",
+            "cfs",
+            {"uplink": f"127.0.0.1:{peer.getsockname()[1]}", "downlink": "127.0.0.1:0"},
+        )
+        engine = Engine(tmp_path / "a.db", default=mission)
+        await engine.start()
+        await link.open()
+        pump = engine.attach(link)
+        loop = asyncio.get_running_loop()
+        for data in sent:
+            await loop.sock_sendto(peer, data, ("127.0.0.1", link.bound_port))
+        while link.counters.frames_in < len(sent):
+            await asyncio.sleep(0.01)
+        await engine.stop()
+        peer.close()
+        return pump.result()
+
+    assert asyncio.run(main()) == len(sent)
+    with open_archive(tmp_path / "a.db") as archive:
+        rows = archive.conn.execute(
+            "SELECT raw, status, error FROM frames WHERE direction = 'down' ORDER BY id"
+        ).fetchall()
+        states = archive.conn.execute(
+            "SELECT text FROM events WHERE kind = 'link-state' ORDER BY id"
+        ).fetchall()
+    assert [bytes(r[0]) for r in rows] == sent
+    assert [r[1] for r in rows] == [
+        "ok",
+        "malformed",
+        "malformed",
+        "malformed",
+        "malformed",
+        "ok",
+        "ok",
+    ]
+    assert all(r[2] for r in rows[1:5])
+    assert [s[0] for s in states] == ["link lab: up -> closed"]
