@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from groundctl.archive import open_archive
-from groundctl.config import demo_config_path, load_config, parse_config
+from groundctl.config import demo_config_path, parse_config
 from groundctl.engine import Engine
 from groundctl.fleet import load_fleet
 from groundctl.links.base import LinkContext
