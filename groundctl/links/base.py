@@ -8,6 +8,8 @@ are derived.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -186,3 +188,20 @@ class Link(ABC):
     def _count_sent(self, data: bytes) -> None:
         self.counters.frames_out += 1
         self.counters.bytes_out += len(data)
+
+
+async def queued(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
+    """What adapters' `_receive` usually is: the queue's items until a None (closed)."""
+    while True:
+        data = await queue.get()
+        if data is None:
+            return
+        yield data
+
+
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel an adapter's background task and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import os
 import random
@@ -36,7 +35,7 @@ from typing import Any
 import httpx
 
 from groundctl import __version__
-from groundctl.links.base import Link, LinkError, LinkOption, LinkState
+from groundctl.links.base import Link, LinkError, LinkOption, LinkState, cancel, queued
 from groundctl.links.celestrak import retry_delay_s
 
 USER_AGENT = f"groundctl/{__version__}"
@@ -276,11 +275,8 @@ class HttpLink(Link):
 
     async def close(self) -> None:
         """Stop telemetry, drop the connections; the state becomes CLOSED."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -368,12 +364,8 @@ class HttpLink(Link):
             hint="check that the server is up and reachable; raise retries or timeout_s",
         )
 
-    async def _receive(self) -> AsyncIterator[bytes]:
-        while True:
-            data = await self._queue.get()
-            if data is None:
-                return
-            yield data
+    def _receive(self) -> AsyncIterator[bytes]:
+        return queued(self._queue)
 
     # --- telemetry ----------------------------------------------------------------------
     async def _telemetry_forever(self) -> None:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from groundctl.links.base import Link, LinkError, LinkOption, LinkState
+from groundctl.links.base import Link, LinkError, LinkOption, LinkState, cancel
 from groundctl.telemetry.model import Event, Frame
 
 QUEUE_FRAMES = 20_000
@@ -118,11 +118,8 @@ class SimLink(Link):
         """Stop simulating; frames already simulated are still delivered, then `frames()`
         ends."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)
         self._set_state(LinkState.CLOSED)

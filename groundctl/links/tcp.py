@@ -15,7 +15,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from groundctl.links.base import Link, LinkError, LinkOption, LinkState
+from groundctl.links.base import Link, LinkError, LinkOption, LinkState, cancel, queued
 from groundctl.links.framing import (
     CcsdsDecoder,
     CobsDecoder,
@@ -82,11 +82,8 @@ class TcpLink(Link):
             self._task = asyncio.create_task(self._client_forever(), name=f"link-{self.name}")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -107,12 +104,8 @@ class TcpLink(Link):
             raise LinkError(f"link {self.name}: send failed: {error}") from None
         self._count_sent(data)
 
-    async def _receive(self) -> AsyncIterator[bytes]:
-        while True:
-            data = await self._queue.get()
-            if data is None:
-                return
-            yield data
+    def _receive(self) -> AsyncIterator[bytes]:
+        return queued(self._queue)
 
     # --- connections --------------------------------------------------------------------
     async def _client_forever(self) -> None:

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from groundctl.links.base import Link, LinkError, LinkOption, LinkState
+from groundctl.links.base import Link, LinkError, LinkOption, LinkState, queued
 
 
 def parse_address(link: str, option: str, text: str) -> tuple[str, int]:
@@ -90,9 +90,5 @@ class UdpLink(Link):
         self._transport.sendto(data, self.uplink)
         self._count_sent(data)
 
-    async def _receive(self) -> AsyncIterator[bytes]:
-        while True:
-            data = await self._queue.get()
-            if data is None:
-                return
-            yield data
+    def _receive(self) -> AsyncIterator[bytes]:
+        return queued(self._queue)

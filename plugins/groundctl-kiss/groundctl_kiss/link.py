@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from groundctl.links.base import Link, LinkError, LinkOption, LinkState
+from groundctl.links.base import Link, LinkError, LinkOption, LinkState, cancel, queued
 from groundctl.links.udp import parse_address
 from groundctl_kiss.ax25 import MAX_DIGIPEATERS, Address, Ax25Error, build_ui_frame
 from groundctl_kiss.kiss import MAX_PORT, KissDecoder, Received, kiss_encode
@@ -87,11 +87,8 @@ class KissLink(Link):
 
     async def close(self) -> None:
         """Disconnect and stop reconnecting; the state becomes CLOSED."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
@@ -125,12 +122,8 @@ class KissLink(Link):
             raise LinkError(f"link {self.name}: send failed: {error}") from None
         self._count_sent(data)
 
-    async def _receive(self) -> AsyncIterator[bytes]:
-        while True:
-            data = await self._queue.get()
-            if data is None:
-                return
-            yield data
+    def _receive(self) -> AsyncIterator[bytes]:
+        return queued(self._queue)
 
     # --- the connection -----------------------------------------------------------------
     async def _client_forever(self) -> None:
