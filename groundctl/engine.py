@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterable, Callable, Mapping
 from pathlib import Path
@@ -39,7 +40,9 @@ class Engine:
     """One pipeline over one archive.
 
     `missions` maps node names to mission databases (`default` for the others). `clock`
-    gives the current Unix time for staleness checks, run every `tick_s` seconds.
+    gives the current Unix time for staleness checks, run every `tick_s` seconds of it:
+    by a ticker on the wall clock, and as received frames move the clock on (a link with
+    its own clock, simulated or replayed, may run far faster than the wall's).
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class Engine:
         self._ticker: asyncio.Task[None] | None = None
         self.links: dict[str, Link] = {}
         self._pumps: dict[str, asyncio.Task[int]] = {}
+        self._next_check_s = -math.inf  # clock time of the next staleness check
 
     async def start(self) -> None:
         """Open (create, migrate) the archive and start the staleness ticker."""
@@ -134,18 +138,26 @@ class Engine:
         )
 
     async def run(self, source: AsyncIterable[Frame]) -> int:
-        """Receive every frame of `source` until it ends; return how many."""
+        """Receive every frame of `source` until it ends; return how many.
+
+        Staleness is checked before a frame whenever the clock has moved `tick_s` on since
+        the last check: at the simulated or replayed time it has reached, so that a stream
+        that fell silent is noticed as the clock passes, however fast it runs.
+        """
         count = 0
         async for frame in source:
+            if self.clock() >= self._next_check_s:
+                self.tick()
             await self.receive(frame)
             count += 1
         return count
 
     # --- links ---------------------------------------------------------------------------
     def attach(self, link: Link) -> asyncio.Task[int]:
-        """Receive everything `link` receives (it must be open or opening); its state
-        changes and its own events (AOS, LOS) are archived and published. Returns the
-        task pumping its frames, which ends when the link closes."""
+        """Receive everything `link` receives; its state changes and its own events (AOS,
+        LOS) are archived and published. Attach before `open()` to archive its whole life
+        (connecting, up); an open link may be attached too. Returns the task pumping its
+        frames, which ends when the link's frames end."""
         if link.name in self.links:
             raise ValueError(f"a link named {link.name} is already attached")
         self.links[link.name] = link
@@ -216,7 +228,9 @@ class Engine:
     def tick(self) -> list[AlertChange]:
         """Check staleness now; archive and publish what changed."""
         assert self.processor is not None
-        changes = self.processor.tick(self.clock())
+        now = self.clock()
+        self._next_check_s = now + self.tick_s
+        changes = self.processor.tick(now)
         if changes:
             self._record(changes)
         return changes

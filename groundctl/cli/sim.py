@@ -199,29 +199,31 @@ def _run_engine(ctx: click.Context, cfg: Any, options: dict[str, Any]) -> None:
         raise SimUsageError(error.message, hint=error.hint) from None
     link.bind(LinkContext(config=cfg))
     path = context.archive_path(ctx, cfg)
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)  # one line per status, however narrow
 
     async def main() -> None:
         stop = _stop_event()
         engine = Engine(path, default=mission, clock=link.clock)
         await engine.start()
-        await link.open()
-        pump = engine.attach(link)
-        out.print(
-            f"simulating {len(link.fleet.nodes)} nodes from "
-            f"{datetime.fromtimestamp(link.start_s, UTC):%Y-%m-%d %H:%M:%S}Z at "
-            f"{'maximum speed' if not link.speed else f'{link.speed:g}x'} into {path}"
-        )
-        wall0 = time.monotonic()
-        next_report = wall0 + 5.0
-        stopped = asyncio.ensure_future(stop.wait())
-        while not stop.is_set() and not pump.done():
-            await asyncio.wait([pump, stopped], timeout=0.2)
-            if time.monotonic() >= next_report:
-                next_report += 5.0
-                _status(out, link, engine, wall0)
-        stopped.cancel()
-        await engine.stop()
+        try:
+            pump = engine.attach(link)  # first, so that its connecting and up are archived
+            await link.open()
+            out.print(
+                f"simulating {len(link.fleet.nodes)} nodes from "
+                f"{datetime.fromtimestamp(link.start_s, UTC):%Y-%m-%d %H:%M:%S}Z at "
+                f"{'maximum speed' if not link.speed else f'{link.speed:g}x'} into {path}"
+            )
+            wall0 = time.monotonic()
+            next_report = wall0 + 5.0
+            stopped = asyncio.ensure_future(stop.wait())
+            while not stop.is_set() and not pump.done():
+                await asyncio.wait([pump, stopped], timeout=0.2)
+                if time.monotonic() >= next_report:
+                    next_report += 5.0
+                    _status(out, link, engine, wall0)
+            stopped.cancel()
+        finally:
+            await engine.stop()  # closes the link; everything received is committed
         _status(out, link, engine, wall0)
 
     asyncio.run(main())

@@ -56,11 +56,16 @@ class SimLink(Link):
         try:
             self.faults = parse_faults(self.options["faults"])
         except SimError as error:
-            raise LinkError(f"link {name}: option 'faults': {error}", hint=error.hint) from None
+            raise LinkError(
+                f"link {name}: option 'faults': {error.message}", hint=error.hint
+            ) from None
         self.fleet: Any = None  # groundctl.sim.fleet.SimFleet once open
-        # Frames, contact events and time marks, in simulated-time order: the consumer
-        # sees each AOS/LOS between the right frames, and its clock moves with them.
-        self._queue: asyncio.Queue[Frame | Event | float | None] = asyncio.Queue(QUEUE_FRAMES)
+        # Frames, contact events and time marks, in simulated-time order, then the end of
+        # the simulation: the consumer sees each AOS/LOS between the right frames and the
+        # end after the last one, and its clock moves with them.
+        self._queue: asyncio.Queue[Frame | Event | float | _End | None] = asyncio.Queue(
+            QUEUE_FRAMES
+        )
         self._now_s = self.start_s
         self._task: asyncio.Task[None] | None = None
         self._target_s = self.start_s
@@ -104,7 +109,7 @@ class SimLink(Link):
                 faults=self.faults,
             )
         except SimError as error:
-            raise LinkError(f"link {self.name}: {error}", hint=error.hint) from None
+            raise LinkError(f"link {self.name}: {error.message}", hint=error.hint) from None
 
     # --- the contract ----------------------------------------------------------------
     async def open(self) -> None:
@@ -134,7 +139,7 @@ class SimLink(Link):
         try:
             self.fleet.command(node or self.node, data)
         except SimError as error:
-            raise LinkError(f"link {self.name}: {error}", hint=error.hint) from None
+            raise LinkError(f"link {self.name}: {error.message}", hint=error.hint) from None
         self._count_sent(data)
 
     def clock(self) -> float:
@@ -160,6 +165,11 @@ class SimLink(Link):
             if frame is None:
                 if self._closed and self._backlog:
                     continue
+                return
+            if isinstance(frame, _End):
+                # the simulation ran its course: the link is down from its last second
+                if self.state is LinkState.UP:
+                    self._set_state(LinkState.DOWN)
                 return
             if isinstance(frame, float):
                 self._now_s = frame
@@ -206,8 +216,11 @@ class SimLink(Link):
                     self._queue.put_nowait(self._backlog[0])
                 self._backlog.popleft()
             await asyncio.sleep(0)
-        await self._queue.put(None)  # the end of the simulation: frames() ends
-        self._set_state(LinkState.DOWN)
+        await self._queue.put(_End())  # frames() ends there, and the link goes down
+
+
+class _End:
+    """The end of a simulation with a `duration`, queued after its last frame."""
 
 
 def _item_time(item: Frame | Event | float) -> float:

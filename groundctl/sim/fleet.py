@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -72,17 +72,19 @@ class ScheduledFault:
 
 
 _FAULT_SPEC = re.compile(
-    r"^\s*(?P<node>\S+)\s+(?P<fault>[A-Z_]+)\s+at\s+(?P<at>[0-9.]+)\s*"
-    r"(?:for\s+(?P<dur>[0-9.]+)\s*)?$"
+    r"^\s*(?P<node>\S+)\s+(?P<fault>\S+)\s+at\s+(?P<at>\S+)\s*(?:for\s+(?P<dur>\S+)\s*)?$"
 )
+_SECONDS = re.compile(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 
 
 def parse_faults(text: str) -> list[ScheduledFault]:
     """'ODC-07 THERMAL_RUNAWAY at 600 for 300; ODC-02 SEU_REBOOT at 90' -> schedule.
 
-    Times are seconds after the simulation starts; `for` defaults to 60 s. Raises
-    SimError naming the entry that cannot be read and what is expected.
+    Times are seconds after the simulation starts; `for` defaults to 60 s. Fault names
+    may be given in any case. Raises SimError naming the entry that cannot be read and
+    what is expected.
     """
+    hint = "e.g. 'ODC-07 THERMAL_RUNAWAY at 600 for 300'; faults: " + ", ".join(FAULT_CODES)
     faults = []
     for number, part in enumerate(filter(str.strip, text.split(";")), 1):
         match = _FAULT_SPEC.match(part)
@@ -90,19 +92,25 @@ def parse_faults(text: str) -> list[ScheduledFault]:
             raise SimError(
                 f"fault {number} ({part.strip()!r}): expected 'NODE FAULT at SECONDS "
                 "[for SECONDS]'",
-                hint="faults: " + ", ".join(FAULT_CODES),
+                hint=hint,
             )
-        if match["fault"] not in FAULT_CODES:
+        fault = match["fault"].upper()
+        if fault not in FAULT_CODES:
+            raise SimError(f"fault {number}: unknown fault {match['fault']!r}", hint=hint)
+        at_s = _seconds(number, "at", match["at"], hint)
+        duration_s = _seconds(number, "for", match["dur"], hint) if match["dur"] else 60.0
+        if duration_s <= 0:
             raise SimError(
-                f"fault {number}: unknown fault {match['fault']!r}",
-                hint="faults: " + ", ".join(FAULT_CODES),
+                f"fault {number}: 'for {match['dur']}': a fault lasts more than 0 s", hint=hint
             )
-        faults.append(
-            ScheduledFault(
-                match["node"], match["fault"], float(match["at"]), float(match["dur"] or 60)
-            )
-        )
+        faults.append(ScheduledFault(match["node"], fault, at_s, duration_s))
     return faults
+
+
+def _seconds(number: int, word: str, text: str, hint: str) -> float:
+    if not _SECONDS.match(text):
+        raise SimError(f"fault {number}: '{word} {text}' is not a number of seconds", hint=hint)
+    return float(text)
 
 
 class ContactSchedule:
@@ -173,13 +181,17 @@ class SimFleet:
             self.nodes[sat.name] = SimNode(
                 sat.name, seed * 1_000_003 + i, params, start_s=self.t, orbit_period_s=period
             )
-        unknown = sorted({f.node for f in faults} - set(self.nodes))
+        # node names as the fleet's own are matched: whatever the case
+        names = {name.lower(): name for name in self.nodes}
+        unknown = sorted({f.node for f in faults if f.node.lower() not in names})
         if unknown:
             raise SimError(
                 "faults name nodes that are not simulated: " + ", ".join(unknown),
                 hint="simulated nodes: " + ", ".join(self.nodes),
             )
-        self._faults = sorted(faults, key=lambda f: f.at_s)
+        self._faults = sorted(
+            (replace(f, node=names[f.node.lower()]) for f in faults), key=lambda f: f.at_s
+        )
         self._satrecs = SatrecArray([sat_satrec(s) for s in self.satellites])
         self._names = [s.name for s in self.satellites]
         self._station_km = {
@@ -236,10 +248,11 @@ class SimFleet:
                 current = self.schedule.at(name, t)
                 before = self._in_contact[name]
                 if current is not before:
-                    if before is not None:
-                        changes.append(ContactChange(name, before.station, "los", t, before))
-                    if current is not None:
-                        changes.append(ContactChange(name, current.station, "aos", t, current))
+                    if not _same_contact(current, before):
+                        if before is not None:
+                            changes.append(ContactChange(name, before.station, "los", t, before))
+                        if current is not None:
+                            changes.append(ContactChange(name, current.station, "aos", t, current))
                     self._in_contact[name] = current
                 if current is None:
                     contact = None
@@ -251,9 +264,9 @@ class SimFleet:
             else:
                 contact = Contact("lab", LAB_RANGE_KM)
             node.step(t, bool(lit[i]), contact)
-            for raw in node.take_packets():
-                sent.append(Transmission(name, t, raw))
-        self.transmitted += len(sent)
+            packets = node.take_packets()
+            sent.extend(Transmission(name, t, raw) for raw in packets)
+            self.transmitted += len(packets)
 
     def _geometry(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         jd = 2440587.5 + t / DAY_S
@@ -301,6 +314,17 @@ class SimFleet:
             )
             raise NotInContact(f"{node} is not in contact: nothing was sent ({when})")
         target.receive(raw, self.t)
+
+
+def _same_contact(a: Pass | None, b: Pass | None) -> bool:
+    """The same pass, predicted again by a later plan (to within a second)."""
+    return (
+        a is not None
+        and b is not None
+        and a.station == b.station
+        and abs((a.aos - b.aos).total_seconds()) < 1.0
+        and abs((a.los - b.los).total_seconds()) < 1.0
+    )
 
 
 def sat_satrec(sat: Satellite) -> object:

@@ -46,6 +46,8 @@ FAULT_CODES = {name: code for code, name in FAULTS.items()}
 _THROTTLE_SPEED = (1.0, 0.75, 0.5, 0.25, 0.0)
 _MODE_SPEED = (0.0, 0.4, 0.75, 1.0)
 _BASE_LOAD_W = (350.0, 500.0, 600.0, 700.0)
+_CELLS = 28
+_SHORTED_CELLS = 6  # BATTERY_UNDERVOLTAGE: enough to fall below 90 V even when full
 
 # Thermistor curves of the radiator and battery sensors: (counts, degC), counts rising
 # as the temperature falls.
@@ -196,10 +198,14 @@ class SimNode:
             self._event(t, "CMD", 2, "INFO", "command counters reset")
         else:
             s.cmd_count += 1
-        if command.name == "REBOOT":
+        seu = command.name == "INJECT_FAULT" and FAULTS[args[0]] == "SEU_REBOOT"
+        if command.name == "REBOOT" or seu:
             # the command is counted in one last COMMS_HK before the computer goes down
             self._send(self._comms_packet(t))
-            self._reboot(t, "REBOOT command")
+            if seu:
+                self.inject("SEU_REBOOT", t, float(args[1]))
+            else:
+                self._reboot(t, "REBOOT command")
 
     def _execute(self, name: str, args: tuple[int, ...], t: float) -> str:
         s = self.state
@@ -247,7 +253,8 @@ class SimNode:
                 return f"fault {args[0]} unknown"
             if not 1 <= args[1] <= 86400:
                 return f"duration {args[1]} s out of range"
-            self.inject(fault, t, float(args[1]))
+            if fault != "SEU_REBOOT":  # that one after the command is counted (receive)
+                self.inject(fault, t, float(args[1]))
         elif name == "CLEAR_FAULTS":
             self.faults.clear()
             self.stuck_gpu_raw = None
@@ -339,7 +346,10 @@ class SimNode:
         s.soc = min(
             1.0, max(0.0, s.soc + net * (0.96 if net > 0 else 1.0) * dt / 3600 / p.battery_wh)
         )
-        v_oc = 85.0 + 28.0 * s.soc - (10.0 if "BATTERY_UNDERVOLTAGE" in self.faults else 0.0)
+        # 28 cells in series, 3.04 V (empty) to 4.04 V (full) each; a failed string
+        # shorts some of them out
+        cells = _CELLS - (_SHORTED_CELLS if "BATTERY_UNDERVOLTAGE" in self.faults else 0)
+        v_oc = (85.0 + 28.0 * s.soc) * cells / _CELLS
         s.batt_a = net / v_oc
         s.batt_v = v_oc + s.batt_a * p.battery_ohm
         s.sa_w = available
@@ -479,12 +489,12 @@ class SimNode:
                     heaters, max(s.throttle_cmd, s.throttle_protect),
                 )
             )  # fmt: skip
-            running = min(len(s.jobs), p.gpus)
+            running = min(len(s.jobs), p.gpus) if s.gpu_busy else 0
             free_mb = max(0, p.storage_mb - round(s.storage_used_b / 1e6))
             self._send(
                 wire.pack(
                     wire.COMPUTE_HK, self._next(wire.COMPUTE_HK), t,
-                    min(len(s.jobs) - running, 0xFFFF), running if s.gpu_busy else 0,
+                    min(len(s.jobs) - running, 0xFFFF), running,
                     s.jobs_done, s.jobs_failed,
                     _u16(s.gpu_busy / p.gpus * 10000), _u16(cpu_util * 10000),
                     round(s.storage_used_b / 1e6), free_mb, round(s.results_pending_b),
