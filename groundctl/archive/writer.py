@@ -24,6 +24,7 @@ import marshal
 import multiprocessing
 import operator
 import pickle
+import signal
 import sqlite3
 import threading
 import time
@@ -375,6 +376,9 @@ def _write_forever(path: str, batches: Any, acks: Any) -> None:
 
     Each batch is acknowledged with (frames committed, error text or "").
     """
+    # Ctrl-C in a terminal interrupts the whole process group: the writer leaves stopping
+    # to its caller, which hands over its last batches first, and ends with the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

@@ -8,6 +8,7 @@ import asyncio
 import importlib.util
 import os
 import re
+import signal
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -124,6 +125,60 @@ def test_a_node_on_udp_answers_a_ground_system(odc, tmp_path):
 async def collect(link, frames):
     async for frame in link.frames():
         frames.append(frame)
+
+
+def test_ctrl_c_stops_the_simulation_cleanly_with_everything_archived(tmp_path):
+    """Ctrl-C in a terminal signals the whole process group, the archive writer included."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GROUNDCTL_")}
+    archive = tmp_path / "ctrl-c.db"
+
+    async def main():
+        process = await asyncio.create_subprocess_exec(
+            *groundctl_command(),
+            "--archive",
+            str(archive),
+            "sim",
+            "--speed",
+            "10",
+            "--nodes",
+            "ODC-07,ODC-01",
+            "--no-gate",
+            "--start",
+            "2026-11-29T00:00Z",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
+            env=env,
+            start_new_session=True,  # its own process group, as a terminal would give it
+        )
+        try:
+            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+            assert line.startswith("simulating 2 nodes"), line
+            await until(lambda: archived(archive) > 0, 30, "frames in the archive")
+            os.killpg(process.pid, signal.SIGINT)
+            out, err = await asyncio.wait_for(process.communicate(), 30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        return process.returncode, out.decode(), err.decode()
+
+    rc, out, err = asyncio.run(main())
+    assert rc == 0, err
+    assert "Traceback" not in err and err == ""
+    frames = int(re.search(r"frames ([\d,]+) ", out.splitlines()[-1])[1].replace(",", ""))
+    assert archived(archive) == frames  # every frame received was committed
+    with sqlite3.connect(archive) as db:
+        life = [r[0] for r in db.execute("SELECT text FROM events WHERE kind = 'link-state'")]
+    assert life[-1] == "link sim: up -> closed"
+
+
+def archived(path):
+    try:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT count(*) FROM frames").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
 
 
 @pytest.fixture
