@@ -14,6 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -205,3 +206,23 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def parse_utc(link: str, option: str, text: str) -> float:
+    """ISO 8601 text (UTC when it has no zone, e.g. 2026-11-24T03:00Z) -> Unix seconds.
+
+    Raises LinkError naming the link, the option and the value.
+    """
+    value = text.strip()
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise LinkError(
+            f"link {link}: option {option!r} must be an ISO 8601 UTC time, found {text!r}",
+            hint=f'e.g. {option} = "2026-11-24T03:00Z"',
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

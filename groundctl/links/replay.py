@@ -24,14 +24,13 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from groundctl.archive import open_archive
 from groundctl.errors import ArchiveError
 from groundctl.ingest import RecordingError, read_recording
-from groundctl.links.base import Link, LinkError, LinkOption, LinkState
+from groundctl.links.base import Link, LinkError, LinkOption, LinkState, parse_utc
 from groundctl.telemetry.model import Frame
 
 MIN_SPEED = 0.1
@@ -41,26 +40,6 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _YIELD_EVERY = 256
 
 Record = tuple[Frame, str]  # a frame and the problem reading it ("" when none)
-
-
-def parse_utc(link: str, option: str, text: str) -> float:
-    """ISO 8601 text (UTC when it has no zone, e.g. 2026-11-24T03:00Z) -> Unix seconds.
-
-    Raises LinkError naming the link, the option and the value.
-    """
-    value = text.strip()
-    if value[-1:] in ("Z", "z"):
-        value = value[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise LinkError(
-            f"link {link}: option {option!r} must be an ISO 8601 UTC time, found {text!r}",
-            hint=f'e.g. {option} = "2026-11-24T03:00Z"',
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def check_speed(link: str, speed: float) -> float:

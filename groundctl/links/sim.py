@@ -151,8 +151,10 @@ class SimLink(Link):
         """How far simulated time is behind where `speed` would have it."""
         return max(0.0, self._target_s - self._now_s) if self.speed else 0.0
 
-    def _receive(self) -> AsyncIterator[bytes]:  # frames() is overridden
-        raise NotImplementedError
+    async def _receive(self) -> AsyncIterator[bytes]:
+        """The received bytes alone (`frames()` is the richer view: node and time)."""
+        async for frame in self.frames():
+            yield frame.raw
 
     async def frames(self) -> AsyncIterator[Frame]:
         """Frames as the nodes send them, stamped with simulated time and their node."""
