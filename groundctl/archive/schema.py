@@ -186,7 +186,103 @@ _V2 = _statements(
     f"{_UTC.format('cleared')} AS cleared_utc, * FROM alerts",
 )
 
+# The audit trail: append-only (triggers refuse UPDATE and DELETE) and hash-chained: each
+# row's `hash` is SHA-256 over the previous row's hash and this row's fields
+# (groundctl.archive.audit), so `groundctl db verify` finds a row changed, removed or
+# inserted by someone who dropped the triggers.
+_V3 = _statements(
+    """CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,         -- Unix seconds UTC (the engine's clock)
+        operator TEXT NOT NULL,     -- login name, or 'procedure:<run id>'
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,       -- command, confirm, denied, queued, edited, cancelled,
+                                    -- released, stage, acknowledged, shelved, override...
+        node TEXT NOT NULL DEFAULT '',
+        command_id INTEGER,
+        detail TEXT NOT NULL,       -- JSON object
+        prev_hash TEXT NOT NULL,    -- hex; 64 zeros for the first row
+        hash TEXT NOT NULL          -- hex SHA-256 of prev_hash and this row
+    )""",
+    """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END""",
+    """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END""",
+    f"CREATE VIEW audit_utc AS SELECT {_UTC.format('time')} AS time_utc, * FROM audit",
+)
+
+# Commands: one row per command with its current status; command_stages holds every stage
+# with its time. The store-and-forward queue is the commands whose status is 'queued'.
+_V4 = _statements(
+    """CREATE TABLE commands (
+        id INTEGER PRIMARY KEY,
+        created REAL NOT NULL,      -- when it was issued
+        operator TEXT NOT NULL,
+        role TEXT NOT NULL,
+        node TEXT NOT NULL,
+        mission TEXT NOT NULL,
+        command TEXT NOT NULL,      -- the command name
+        arguments TEXT NOT NULL,    -- JSON object, as given (validated)
+        text TEXT NOT NULL,         -- the command line, e.g. ODC-07 SET_POWER_MODE mode=ECO
+        hazardous INTEGER NOT NULL,
+        confirmed INTEGER NOT NULL, -- 1 when a hazardous command was confirmed
+        source TEXT NOT NULL,       -- cli, console, procedure:<run id>
+        release TEXT NOT NULL,      -- now, aos (next contact), time (time tag)
+        release_at REAL,            -- the time tag, or the expected AOS when known
+        status TEXT NOT NULL,       -- queued, released, sent, accepted, completed, failed,
+                                    -- timeout, cancelled
+        detail TEXT NOT NULL DEFAULT '',
+        link TEXT NOT NULL DEFAULT '',
+        counter INTEGER,            -- the authentication counter, when signed
+        raw BLOB,                   -- the bytes sent (signed), once sent
+        updated REAL NOT NULL
+    )""",
+    "CREATE INDEX commands_status_node ON commands(status, node, id)",
+    """CREATE TABLE command_stages (
+        id INTEGER PRIMARY KEY,
+        command_id INTEGER NOT NULL REFERENCES commands(id),
+        time REAL NOT NULL,
+        stage TEXT NOT NULL,        -- queued, released, sent, accepted, completed, failed,
+                                    -- timeout, cancelled, edited
+        detail TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX command_stages_command ON command_stages(command_id, id)",
+    # The last authentication counter used per node: counters only ever increase.
+    """CREATE TABLE command_counters (
+        node TEXT PRIMARY KEY,
+        counter INTEGER NOT NULL
+    )""",
+    """CREATE TABLE procedure_runs (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,       -- of the procedure file as run
+        arguments TEXT NOT NULL,    -- JSON object
+        operator TEXT NOT NULL,
+        dry_run INTEGER NOT NULL,
+        started REAL NOT NULL,
+        ended REAL,
+        status TEXT NOT NULL,       -- running, passed, failed, error, interrupted
+        message TEXT NOT NULL DEFAULT ''
+    )""",
+    """CREATE TABLE procedure_log (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES procedure_runs(id),
+        time REAL NOT NULL,
+        kind TEXT NOT NULL,         -- step, log, check, command, alert, error
+        text TEXT NOT NULL,
+        ok INTEGER                  -- for checks and commands: 1 passed, 0 failed
+    )""",
+    "CREATE INDEX procedure_log_run ON procedure_log(run_id, id)",
+    f"CREATE VIEW commands_utc AS SELECT {_UTC.format('created')} AS created_utc, "
+    f"{_UTC.format('release_at')} AS release_at_utc, * FROM commands",
+    f"CREATE VIEW command_stages_utc AS SELECT {_UTC.format('time')} AS time_utc, * "
+    "FROM command_stages",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tle sets, tles, prediction runs, passes", _V1),
     Migration(2, "telemetry: frames, samples, events, alerts", _V2),
+    Migration(3, "audit trail, append-only and hash-chained", _V3),
+    Migration(4, "commands, stages, queue, counters; procedure runs and log", _V4),
 )

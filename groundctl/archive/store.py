@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from groundctl.archive.audit import COLUMNS as AUDIT_COLUMNS
+from groundctl.archive.audit import ChainReport, verify_chain
 from groundctl.archive.schema import MIGRATIONS
 from groundctl.errors import ArchiveError
 from groundctl.orbits.model import TLE, Pass, Prediction, Station
@@ -470,6 +472,30 @@ class Archive:
                 )
             )
         return result
+
+    # --- audit trail (rows are appended with groundctl.archive.audit.append) -------------
+    def audit_rows(self, limit: int | None = None, node: str | None = None) -> list[dict[str, Any]]:
+        """Audit rows, newest first: at most `limit` (None: all), of one node when given.
+
+        Each row is a dict of the `audit` columns: id, time (Unix seconds UTC), operator,
+        role, action, node, command_id (int or None), detail (the stored JSON text),
+        prev_hash and hash.
+        """
+        sql = f"SELECT {AUDIT_COLUMNS} FROM audit"
+        args: list[Any] = []
+        if node is not None:
+            sql += " WHERE node = ?"
+            args.append(node)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        names = AUDIT_COLUMNS.split(", ")
+        return [dict(zip(names, row, strict=True)) for row in self.conn.execute(sql, args)]
+
+    def verify_audit(self) -> ChainReport:
+        """Check the audit trail's hash chain and triggers (see `audit.verify_chain`)."""
+        return verify_chain(self.conn)
 
     def stats(self) -> dict[str, int]:
         """Row count of every table, by table name (including `schema_migrations`; not

@@ -1,4 +1,5 @@
-"""`groundctl db`: look into the telemetry archive, import recordings, export, prune.
+"""`groundctl db`: look into the archive, import recordings, export, prune, and check the
+audit trail.
 
 The SQL lives in `groundctl.archive.store` (only the archive package touches SQLite);
 this module parses options, picks the mission and prints.
@@ -24,6 +25,7 @@ from rich.filesize import decimal
 from rich.markup import escape
 from rich.table import Table
 
+from groundctl.archive.audit import ChainReport, quick_check
 from groundctl.archive.store import Archive, StoredSample
 from groundctl.cli import cli, context, err_console
 from groundctl.cli.output import echo_csv, echo_json
@@ -40,7 +42,7 @@ _STATE_STYLE = {"nominal": "green", "yellow": "bold yellow", "red": "bold red", 
 
 @cli.group()
 def db() -> None:
-    """Look into the telemetry archive: statistics, import, query, export, prune.
+    """Look into the archive: statistics, import, query, export, prune, audit trail.
 
     Frames keep their receive time; samples and events the packet time when the packet
     has one (see `groundctl db vacuum --help` for what that means for pruning). Times
@@ -53,6 +55,8 @@ def db() -> None:
       groundctl db query ES_HK.CMD_COUNT --latest
       groundctl db export --from 2026-11-24T03:00Z --to 2026-11-24T04:00Z pass.tlm
       groundctl db vacuum --keep-days 30 --dry-run
+      groundctl db verify
+      groundctl db audit --node ODC-07
     """
 
 
@@ -607,3 +611,176 @@ def vacuum(ctx: click.Context, keep_days: float | None, dry_run: bool) -> None:
     archive.vacuum()
     after = sum(archive.disk_bytes())
     console.print(f"size {_size(before)} -> {_size(after)}")
+
+
+# --- verify -----------------------------------------------------------------------------
+
+
+def _chain_record(report: ChainReport) -> dict[str, Any]:
+    return {
+        "rows": report.rows,
+        "head_id": report.head_id,
+        "head_hash": report.head_hash,
+        "first_bad_id": report.first_bad_id,
+        "problem": report.problem,
+        "ok": report.ok,
+    }
+
+
+@db.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool) -> None:
+    """Check the archive file (SQLite quick_check) and the audit trail's hash chain.
+
+    Every audit row is re-hashed and linked to the one before it, so a row changed,
+    removed or inserted by someone who got past the append-only triggers is found, and
+    so are triggers that were dropped. Exit status 0 when both checks pass, 1 when the
+    file is damaged or the audit trail was tampered with.
+
+    The file alone cannot show rows removed at the end, or a chain rewritten with fresh
+    hashes from some row on: note the head (row and hash) printed here elsewhere, in the
+    shift log, and compare later. See docs/audit.md.
+
+    \b
+    Examples:
+      groundctl db verify
+      groundctl --archive ops.db db verify --json
+    """
+    archive = _existing_archive(ctx)
+    problems = quick_check(archive.conn)
+    chain = archive.verify_audit()
+    ok = not problems and chain.ok
+    if as_json:
+        record = {"archive": str(archive.path), "quick_check": problems or ["ok"]}
+        click.echo(json.dumps({**record, "audit": _chain_record(chain), "ok": ok}, indent=1))
+        ctx.exit(0 if ok else 1)
+    console = Console(highlight=False)
+    console.print(f"[bold]archive[/]  {escape(str(archive.path))}", soft_wrap=True)
+    if problems:
+        console.print("[bold]file[/]     [bold red]SQLite quick_check found problems:[/]")
+        for problem in problems:
+            console.print(f"  {escape(problem)}", soft_wrap=True)
+    else:
+        console.print("[bold]file[/]     SQLite quick_check ok")
+    if chain.rows:
+        console.print(
+            f"[bold]audit[/]    {chain.rows:,} rows checked; head row {chain.head_id}, "
+            f"hash {chain.head_hash}",
+            soft_wrap=True,
+        )
+    else:
+        console.print("[bold]audit[/]    no audit rows yet")
+    if chain.ok:
+        if chain.rows:
+            console.print("[green]audit chain intact[/]")
+            console.print(
+                "[dim]note the head row and hash in the shift log: rows removed at the end, "
+                "or a chain rewritten from some row on, show only against a head noted "
+                "earlier[/]",
+                soft_wrap=True,
+            )
+    elif chain.first_bad_id is not None:
+        console.print(f"[bold red]audit chain broken:[/] {escape(chain.problem)}", soft_wrap=True)
+    else:
+        console.print(f"[bold red]audit trail tampered with:[/] {escape(chain.problem)}")
+    ctx.exit(0 if ok else 1)
+
+
+# --- audit ------------------------------------------------------------------------------
+
+AUDIT_FIELDS = ("id", "time", "operator", "role", "action", "node", "command_id", "detail")
+
+
+def audit_record(row: dict[str, Any]) -> dict[str, Any]:
+    """One audit row as the JSON record: time ISO 8601 UTC with ms, detail as an object
+    (as the stored text when it is not JSON), and both hashes."""
+    try:
+        detail: Any = json.loads(row["detail"])
+    except (TypeError, ValueError):
+        detail = row["detail"]
+    return {
+        **{field: row[field] for field in AUDIT_FIELDS},
+        "time": utc_text(row["time"]) if isinstance(row["time"], float) else str(row["time"]),
+        "detail": detail,
+        "prev_hash": row["prev_hash"],
+        "hash": row["hash"],
+    }
+
+
+@db.command("audit")
+@click.option("--node", help="Only rows about this node. Default: every row.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    help=f"At most N rows, the newest (0: all). Default: {QUERY_TABLE_LIMIT} in the table, "
+    "all with --json.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout.")
+@click.pass_context
+def audit_trail(ctx: click.Context, node: str | None, limit: int | None, as_json: bool) -> None:
+    """List the audit trail, newest first.
+
+    Each row: id, time (UTC, ms), operator, role, action, node, command id and detail.
+
+    Rows are never changed or removed; `groundctl db verify` checks that they were not.
+
+    \b
+    Examples:
+      groundctl db audit
+      groundctl db audit --node ODC-07 --limit 20
+      groundctl db audit --json > audit.json
+    """
+    archive = _existing_archive(ctx)
+    if as_json:
+        echo_json(audit_record(r) for r in archive.audit_rows(limit or None, node))
+        return
+    shown_limit = QUERY_TABLE_LIMIT if limit is None else limit
+    # One more than shown, to tell the reader that there is more.
+    rows = archive.audit_rows(shown_limit + 1 if shown_limit else None, node)
+    more = bool(shown_limit) and len(rows) > shown_limit
+    shown = rows[:shown_limit] if shown_limit else rows
+    scope = f", node {escape(node)}" if node is not None else ""
+    table = Table(
+        title=f"audit trail: {len(shown)}{'+' if more else ''} rows, newest first{scope}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        pad_edge=False,
+    )
+    for column, justify in (
+        ("Id", "right"),
+        ("Time (UTC)", "left"),
+        ("Operator", "left"),
+        ("Role", "left"),
+        ("Action", "left"),
+        ("Node", "left"),
+        ("Command", "right"),
+    ):
+        table.add_column(
+            column,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=column in ("Id", "Time (UTC)"),
+            overflow="fold",
+        )
+    table.add_column("Detail", overflow="fold", min_width=24)
+    for r in shown:
+        table.add_row(
+            str(r["id"]),
+            utc_text(r["time"]) if isinstance(r["time"], float) else escape(str(r["time"])),
+            escape(r["operator"]),
+            escape(r["role"]),
+            escape(r["action"]),
+            escape(r["node"]),
+            "" if r["command_id"] is None else str(r["command_id"]),
+            escape(_cell(r["detail"])),
+        )
+    console = Console(highlight=False)
+    console.print(table)
+    if more:
+        console.print(
+            f"[dim]older rows after these {shown_limit}; --limit 0 shows all, --json lists "
+            "every row[/]"
+        )
+    elif not shown:
+        console.print(f"[dim]no audit rows{f' for node {escape(node)}' if node else ''}[/]")

@@ -29,6 +29,12 @@ TABLES = {
     "events",
     "alerts",
     "alert_actions",
+    "audit",
+    "commands",
+    "command_stages",
+    "command_counters",
+    "procedure_runs",
+    "procedure_log",
 }
 T0 = datetime(2026, 5, 14, 3, 4, 5, 123456, tzinfo=UTC)
 
@@ -320,6 +326,12 @@ def test_stats_count_rows_per_table(tmp_path):
             "tles": 0,
             "prediction_runs": 1,
             "passes": 7,
+            "audit": 0,
+            "commands": 0,
+            "command_stages": 0,
+            "command_counters": 0,
+            "procedure_runs": 0,
+            "procedure_log": 0,
         }
 
 

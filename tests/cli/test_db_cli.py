@@ -221,7 +221,15 @@ def test_stats_counts_match_sqlite(session, run, db_path):
 def test_stats_table_names_file_schema_and_nodes(session, run, db_path):
     result = run("db", "stats")
     assert result.exit_code == 0, result.output
-    for text in (str(db_path), "version 2", "568", "560", "sent", "cfs", "receive time"):
+    for text in (
+        str(db_path),
+        f"version {MIGRATIONS[-1].version}",
+        "568",
+        "560",
+        "sent",
+        "cfs",
+        "receive time",
+    ):
         assert text in result.stdout
 
 
