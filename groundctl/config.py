@@ -67,10 +67,40 @@ class FleetSource:
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """Per-node settings."""
+    """Per-node settings: contact-plan priority, mission database, command key.
+
+    A node with `key_file` or `key_env` requires authenticated commands (HMAC-SHA256,
+    docs/commanding.md); the key itself is read only when a command is signed.
+    """
 
     name: str
     priority: int | None = None
+    mission: str = ""  # a [missions] name; default: [commanding] mission
+    key_file: Path | None = None
+    key_env: str = ""
+
+    @property
+    def requires_auth(self) -> bool:
+        return self.key_file is not None or bool(self.key_env)
+
+
+ROLES = ("viewer", "operator", "flight-director")
+
+
+@dataclass(frozen=True)
+class CommandingConfig:
+    """Who may command, and the mission database of nodes that do not name one.
+
+    `operators` maps login names to roles (viewer: no commands; operator: all but
+    hazardous commands; flight-director: all); anyone else has `default_role`.
+    """
+
+    default_role: str = "operator"
+    operators: Mapping[str, str] = field(default_factory=dict)
+    mission: str = ""
+
+    def role_of(self, user: str) -> str:
+        return self.operators.get(user, self.default_role)
 
 
 @dataclass(frozen=True)
@@ -114,6 +144,7 @@ class Config:
     archive_path: Path
     missions: Mapping[str, MissionConfig]
     links: Mapping[str, LinkConfig]
+    commanding: CommandingConfig = field(default_factory=CommandingConfig)
     is_demo: bool = False
 
     def station(self, name: str) -> Station:
@@ -133,6 +164,19 @@ class Config:
         if entry is not None and entry.priority is not None:
             return entry.priority
         return source_priority
+
+    def mission_name(self, node: str) -> str:
+        """The [missions] name of `node`'s mission database ('' when none is configured):
+        its [nodes] entry, else [commanding] mission, else the only mission, else
+        'odc-node' when configured."""
+        entry = self.nodes.get(node)
+        if entry is not None and entry.mission:
+            return entry.mission
+        if self.commanding.mission:
+            return self.commanding.mission
+        if len(self.missions) == 1:
+            return next(iter(self.missions))
+        return "odc-node" if "odc-node" in self.missions else ""
 
 
 def demo_config_path() -> Path:
@@ -179,7 +223,17 @@ def parse_config(text: str, path: Path) -> Config:
     return reader.config(raw)
 
 
-_TOP_KEYS = {"stations", "fleet", "nodes", "tle", "archive", "missions", "links"}
+_TOP_KEYS = {
+    "stations",
+    "fleet",
+    "nodes",
+    "tle",
+    "archive",
+    "missions",
+    "links",
+    "commanding",
+    "operators",
+}
 
 
 class _Reader(TomlReader):
@@ -199,6 +253,20 @@ class _Reader(TomlReader):
         archive_path = Path(self.string(archive, "path", ("archive",), default=DEFAULT_ARCHIVE))
         missions = self.missions(raw.get("missions", {}))
         links = self.links(raw.get("links", {}))
+        commanding = self.commanding(raw.get("commanding", {}), raw.get("operators", {}))
+        for node in nodes.values():
+            if node.mission and node.mission not in missions:
+                raise self.error(
+                    ("nodes", node.name, "mission"),
+                    f"no mission {node.mission!r} in [missions]",
+                    hint="configured missions: " + (", ".join(missions) or "none"),
+                )
+        if commanding.mission and commanding.mission not in missions:
+            raise self.error(
+                ("commanding", "mission"),
+                f"no mission {commanding.mission!r} in [missions]",
+                hint="configured missions: " + (", ".join(missions) or "none"),
+            )
         return Config(
             path=self.path,
             stations=stations,
@@ -208,6 +276,7 @@ class _Reader(TomlReader):
             archive_path=archive_path,
             missions=missions,
             links=links,
+            commanding=commanding,
             is_demo=self.path.resolve() == demo_config_path().resolve(),
         )
 
@@ -423,14 +492,49 @@ class _Reader(TomlReader):
         for name, item in table.items():
             keys: Keys = ("nodes", name)
             entry = self.table(item, keys)
-            self.check_keys(entry, {"priority"}, keys)
+            self.check_keys(entry, {"priority", "mission", "key_file", "key_env"}, keys)
             priority = (
                 self.integer(entry, "priority", keys, low=-1000, high=1000)
                 if "priority" in entry
                 else None
             )
-            result[name] = NodeConfig(name=name, priority=priority)
+            key_file = self.file(entry, "key_file", keys) if "key_file" in entry else None
+            key_env = self.string(entry, "key_env", keys, default="")
+            if key_file is not None and key_env:
+                raise self.error((*keys, "key_env"), "give key_file or key_env, not both")
+            result[name] = NodeConfig(
+                name=name,
+                priority=priority,
+                mission=self.string(entry, "mission", keys, default=""),
+                key_file=key_file,
+                key_env=key_env,
+            )
         return result
+
+    def commanding(self, value: Any, operators: Any) -> CommandingConfig:
+        keys: Keys = ("commanding",)
+        entry = self.table(value, keys)
+        self.check_keys(entry, {"default_role", "mission"}, keys)
+        default_role = self.string(entry, "default_role", keys, default="operator")
+        if default_role not in ROLES:
+            raise self.error(
+                (*keys, "default_role"),
+                f"{default_role!r} is not a role: expected one of {', '.join(ROLES)}",
+            )
+        table = self.table(operators, ("operators",))
+        roles = {}
+        for user, role in table.items():
+            if not isinstance(role, str) or role not in ROLES:
+                raise self.error(
+                    ("operators", user),
+                    f"expected a role ({', '.join(ROLES)}), found {role!r}",
+                )
+            roles[user] = role
+        return CommandingConfig(
+            default_role=default_role,
+            operators=roles,
+            mission=self.string(entry, "mission", keys, default=""),
+        )
 
     def tle(self, value: Any) -> TLEConfig:
         entry = self.table(value, ("tle",))

@@ -49,3 +49,13 @@ class UsageError(GroundctlError):
 
 class MDBError(GroundctlError):
     title = "mission database error"
+
+
+class CommandError(GroundctlError):
+    """A command that cannot be sent as given: syntax, validation, role, confirmation."""
+
+    title = "command refused"
+
+
+class ProcedureError(GroundctlError):
+    title = "procedure error"

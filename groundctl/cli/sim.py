@@ -11,6 +11,7 @@ import asyncio
 import signal
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -38,6 +39,13 @@ class SimUsageError(GroundctlError):
     default="127.0.0.1:1235",
     show_default=True,
     help="With --udp: HOST:PORT telemetry datagrams go to.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --udp: the node takes only commands signed with this key (HMAC-SHA256 "
+    "and a counter; hex key, file mode 600). In-process nodes take their keys from the "
+    "config's [nodes] key_file or key_env.",
 )
 @click.option(
     "--nodes", default="", help="In-process: comma-separated nodes. Default: the whole fleet."
@@ -75,6 +83,7 @@ def sim(
     node: str | None,
     listen: str,
     send_to: str,
+    key_file: Path | None,
     nodes: str,
     speed: float,
     seed: int,
@@ -96,9 +105,15 @@ def sim(
       groundctl sim --speed 0 --duration 86400 --fault 'ODC-07 THERMAL_RUNAWAY at 600 for 900'
       groundctl sim --udp --node ODC-07                 # commands on 1234, telemetry to 1235
       groundctl sim --udp --listen 127.0.0.1:0 --send-to 127.0.0.1:5000 --speed 10
+      groundctl sim --udp --node ODC-07 --key-file odc-07.key   # signed commands only
     """
     from groundctl.sim.fleet import SimError, parse_faults
 
+    if key_file is not None and not udp:
+        raise SimUsageError(
+            "--key-file goes with --udp",
+            hint="in-process, a node takes its key from the config's [nodes] key_file or key_env",
+        )
     if speed < 0:
         raise SimUsageError("--speed must be 0 (as fast as possible) or more")
     if duration is not None and duration <= 0:
@@ -110,7 +125,19 @@ def sim(
     start_s = _start(start)
     cfg = context.config(ctx)
     if udp:
-        _run_udp(cfg, node, listen, send_to, speed, seed, start_s, duration, bool(gate), schedule)
+        _run_udp(
+            cfg,
+            node,
+            listen,
+            send_to,
+            speed,
+            seed,
+            start_s,
+            duration,
+            bool(gate),
+            schedule,
+            key_file,
+        )
     else:
         options: dict[str, Any] = {
             "speed": speed,
@@ -151,11 +178,14 @@ def _run_udp(
     duration: float | None,
     gate: bool,
     schedule: list[Any],
+    key_file: Path | None,
 ) -> None:
+    from groundctl.commanding.auth import read_key_file
     from groundctl.fleet import load_fleet
     from groundctl.sim.fleet import SimFleet
     from groundctl.sim.standalone import serve_udp
 
+    key = read_key_file(key_file) if key_file is not None else None
     fleet_tles = load_fleet(cfg, now=datetime.fromtimestamp(start_s, UTC))
     satellites = fleet_tles.satellites([node] if node else None)[:1]
     if not satellites:
@@ -165,15 +195,22 @@ def _run_udp(
         )
     name = satellites[0].name
     fleet = SimFleet(
-        satellites, cfg.stations, start_s=start_s, seed=seed, gate=gate, faults=schedule
+        satellites,
+        cfg.stations,
+        start_s=start_s,
+        seed=seed,
+        gate=gate,
+        faults=schedule,
+        keys={name: key} if key is not None else None,
     )
+    signed = " (signed commands only)" if key is not None else ""
 
     async def main() -> int:
         stop = _stop_event()
 
         def ready(port: int) -> None:
             # One line on stdout, flushed: scripts and tests wait for it.
-            click.echo(f"simulating {name}: commands on UDP {port}, telemetry to {send_to}")
+            click.echo(f"simulating {name}: commands on UDP {port}, telemetry to {send_to}{signed}")
 
         return await serve_udp(
             fleet, name, listen, send_to, speed=speed, duration_s=duration, ready=ready, stop=stop

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -152,7 +152,8 @@ class SimFleet:
     """Nodes on their orbits over the stations, in simulated time.
 
     `start_s` is Unix seconds UTC. `seed` makes the run reproducible. With `gate`, a node
-    transmits (and hears commands) only during its contacts in the contact plan.
+    transmits (and hears commands) only during its contacts in the contact plan. `keys`
+    (node name -> key) makes those nodes take only authenticated commands.
     """
 
     def __init__(
@@ -165,11 +166,20 @@ class SimFleet:
         gate: bool = True,
         params: NodeParams | None = None,
         faults: Sequence[ScheduledFault] = (),
+        keys: Mapping[str, bytes] | None = None,
     ) -> None:
         if not satellites:
             raise SimError("no nodes to simulate")
         if gate and not stations:
             raise SimError("no ground stations: nothing would ever be in contact")
+        keys = keys or {}
+        simulated = {sat.name for sat in satellites}
+        unknown_keys = sorted(set(keys) - simulated)
+        if unknown_keys:
+            raise SimError(
+                "keys given for nodes that are not simulated: " + ", ".join(unknown_keys),
+                hint="simulated nodes: " + ", ".join(sorted(simulated)[:10]),
+            )
         self.satellites = list(satellites)
         self.stations = list(stations)
         self.start_s = float(start_s)
@@ -179,7 +189,12 @@ class SimFleet:
         for i, sat in enumerate(self.satellites):
             period = DAY_S / _mean_motion_rev_per_day(sat.line2)
             self.nodes[sat.name] = SimNode(
-                sat.name, seed * 1_000_003 + i, params, start_s=self.t, orbit_period_s=period
+                sat.name,
+                seed * 1_000_003 + i,
+                params,
+                start_s=self.t,
+                orbit_period_s=period,
+                key=keys.get(sat.name),
             )
         # node names as the fleet's own are matched: whatever the case
         names = {name.lower(): name for name in self.nodes}

@@ -148,7 +148,12 @@ class NodeState:
 
 class SimNode:
     """One node. `step(t, lit, contact)` once per simulated second; `receive(raw, t)` for
-    each command packet that reaches it; `take_packets()` for what it transmits."""
+    each command packet that reaches it; `take_packets()` for what it transmits.
+
+    With a `key`, every command must carry a valid security trailer (HMAC-SHA256 and a
+    counter above the last accepted); those that do not are counted in
+    `state.auth_failures` (not in the error counter) and never executed.
+    """
 
     def __init__(
         self,
@@ -158,8 +163,14 @@ class SimNode:
         *,
         start_s: float = 0.0,
         orbit_period_s: float = 5730.0,
+        key: bytes | None = None,
     ) -> None:
         self.name = name
+        # With a key, only authenticated commands are taken (wire.check_auth). The last
+        # counter accepted is kept in non-volatile memory: it survives reboots, so a
+        # command recorded before one cannot be replayed after it.
+        self.key = key
+        self.auth_counter = 0
         self.params = params or NodeParams()
         self.rng = random.Random(seed)
         self.state = NodeState(soc=0.7 + 0.2 * self.rng.random())
@@ -179,7 +190,15 @@ class SimNode:
         s = self.state
         if s.booting_until is not None or "LINK_DROP" in self.faults:
             return  # nobody listening
-        command = wire.parse_command(raw)
+        command = wire.parse_command(raw, key=self.key, last_counter=self.auth_counter)
+        if command.auth_failed:
+            s.auth_failures += 1
+            self._event(
+                t, "CMD", command.event_id, "ERROR", f"authentication failed: {command.error}"
+            )
+            return
+        if command.counter:
+            self.auth_counter = command.counter  # authentic: this counter is used up
         if command.error:
             s.err_count += 1
             self._event(t, "CMD", command.event_id, "ERROR", f"command rejected: {command.error}")

@@ -4,7 +4,8 @@ One node: command packets arrive as UDP datagrams on `listen` (CI_LAB's 1234), a
 telemetry goes out as one datagram per packet to `send_to` (where the ground's TO_LAB
 output goes, 1235). The UDP sockets are groundctl's own `udp` link, pointed the other
 way round. The console drives it through a `udp` link exactly as it would flight
-software.
+software. A node the fleet was built with a key for (`SimFleet(keys=...)`, from
+`groundctl sim --udp --key-file`) takes only authenticated commands.
 """
 
 from __future__ import annotations

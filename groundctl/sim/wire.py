@@ -8,11 +8,17 @@ mission database's own decoder, so the two are checked against each other.
 Telemetry: CCSDS primary header (version 0, telemetry, secondary header present), CUC
 time (u32 seconds and u16 1/65536 subseconds since 2000-01-01T00:00:00Z), payload.
 Commands: one APID (0x180), byte 6 function code, byte 7 XOR checksum, arguments
-big-endian from byte 8.
+big-endian from byte 8. A node with a key takes only authenticated commands: the packet
+ends with a 40-byte security trailer, a u64 big-endian counter and the HMAC-SHA256 of
+everything before the MAC with byte 7 set to 0 (the length field and the checksum cover
+the trailer). The check is written here from that description alone, not with the
+ground's signing code, so that tests check one against the other.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import struct
 from dataclasses import dataclass
@@ -103,23 +109,71 @@ COMMANDS: dict[int, tuple[str, struct.Struct]] = {
 }
 
 
+# The security trailer of an authenticated command: counter u64, HMAC-SHA256.
+_COUNTER = struct.Struct(">Q")
+MAC_BYTES = 32
+TRAILER_BYTES = _COUNTER.size + MAC_BYTES  # 40
+
+
 @dataclass(frozen=True)
 class CommandPacket:
     """A command as the node parsed it, or why it was rejected (`error`, with `event_id`
-    the CMD event it raises)."""
+    the CMD event it raises). `auth_failed` marks a rejection by the authentication
+    check; `counter` is the anti-replay counter of an authenticated command (0 when the
+    command was not authenticated)."""
 
     function_code: int | None
     name: str = ""
     arguments: tuple[int, ...] = ()
     error: str = ""
     event_id: int = 0
+    auth_failed: bool = False
+    counter: int = 0
 
 
-def parse_command(raw: bytes) -> CommandPacket:
+@dataclass(frozen=True)
+class AuthCheck:
+    """The outcome of checking a command's security trailer: `counter` when it is
+    authentic and new, else `error` and the CMD event it raises (8: no trailer or a bad
+    MAC, 9: a counter not above the last one accepted)."""
+
+    counter: int = 0
+    error: str = ""
+    event_id: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def check_auth(raw: bytes, key: bytes, last_counter: int) -> AuthCheck:
+    """Check the security trailer of a command packet whose length and checksum are
+    already known to be right: present, the MAC (over everything before it, byte 7
+    zeroed) right for `key`, and the counter above `last_counter`."""
+    if len(raw) < 8 + TRAILER_BYTES:
+        return AuthCheck(error="no security trailer", event_id=8)
+    signed = bytearray(raw[:-MAC_BYTES])
+    signed[7] = 0
+    expected = hmac.new(key, bytes(signed), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, raw[-MAC_BYTES:]):
+        return AuthCheck(error="bad MAC", event_id=8)
+    (counter,) = _COUNTER.unpack_from(raw, len(raw) - TRAILER_BYTES)
+    if counter <= last_counter:
+        return AuthCheck(
+            error=f"counter {counter} is not above {last_counter} (replayed or old)",
+            event_id=9,
+        )
+    return AuthCheck(counter=counter)
+
+
+def parse_command(raw: bytes, *, key: bytes | None = None, last_counter: int = 0) -> CommandPacket:
     """Check and unpack a command packet as the node's command ingest does.
 
     Rejections: event CMD 6 (length: header or datagram), CMD 3 (checksum), CMD 4
-    (function code unknown or arguments of the wrong size).
+    (function code unknown or arguments of the wrong size). With a `key`, the security
+    trailer is checked after the length and checksum and before anything else
+    (`check_auth`: CMD 8 or 9, with `auth_failed` set); the arguments then end where
+    the trailer begins.
     """
     if len(raw) < 8:
         return CommandPacket(None, error=f"command of {len(raw)} bytes is too short", event_id=6)
@@ -138,18 +192,27 @@ def parse_command(raw: bytes) -> CommandPacket:
     fc = raw[6] & 0x7F
     if x != 0:
         return CommandPacket(fc, error="bad checksum", event_id=3)
+    end = len(raw)
+    counter = 0
+    if key is not None:
+        auth = check_auth(raw, key, last_counter)
+        if not auth.ok:
+            return CommandPacket(fc, error=auth.error, event_id=auth.event_id, auth_failed=True)
+        counter = auth.counter
+        end -= TRAILER_BYTES
     entry = COMMANDS.get(fc)
     if entry is None:
-        return CommandPacket(fc, error=f"invalid function code {fc}", event_id=4)
+        return CommandPacket(fc, error=f"invalid function code {fc}", event_id=4, counter=counter)
     name, layout = entry
-    if len(raw) - 8 != layout.size:
+    if end - 8 != layout.size:
         return CommandPacket(
             fc,
             name,
-            error=f"{name}: {len(raw) - 8} argument bytes, expected {layout.size}",
+            error=f"{name}: {end - 8} argument bytes, expected {layout.size}",
             event_id=4,
+            counter=counter,
         )
-    return CommandPacket(fc, name, tuple(layout.unpack_from(raw, 8)))
+    return CommandPacket(fc, name, tuple(layout.unpack_from(raw, 8)), counter=counter)
 
 
 def build_command(function_code: int, *arguments: int) -> bytes:

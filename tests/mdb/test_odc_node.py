@@ -432,7 +432,10 @@ def test_command_ids_are_apart_from_telemetry(mission):
 def test_commands_are_verified_by_the_comms_counters(mission):
     for command in mission.commands.values():
         verify = command.verification
-        assert verify.failed == ("COMMS_HK.ERR_COUNT += 1",), command.name
+        assert verify.failed == (
+            "COMMS_HK.ERR_COUNT += 1",
+            "COMMS_HK.AUTH_FAILURES += 1",
+        ), command.name
         assert verify.completed, command.name
         if command.name == "RESET_COUNTERS":
             assert verify.accepted == ("COMMS_HK.CMD_COUNT == 0",)
