@@ -62,6 +62,20 @@ class LinkStateMessage:
     time_s: float
 
 
+@dataclass(frozen=True)
+class CommandMessage:
+    """A command reached a stage (queued, released, sent, accepted, completed, failed,
+    timeout, cancelled, edited); `time_s` on the engine's clock."""
+
+    command_id: int
+    node: str
+    text: str
+    stage: str
+    time_s: float
+    detail: str = ""
+    release_at: float | None = None
+
+
 def sample_key(message: Any) -> Hashable:
     """Coalescing key for `latest` subscribers: one value per node and parameter."""
     if isinstance(message, SampleMessage):

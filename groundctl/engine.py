@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from groundctl.commander import Commander
     from groundctl.links.base import Link, LinkState
 
 from groundctl.archive import open_archive
@@ -69,6 +70,9 @@ class Engine:
         self.links: dict[str, Link] = {}
         self._pumps: dict[str, asyncio.Task[int]] = {}
         self._next_check_s = -math.inf  # clock time of the next staleness check
+        # groundctl.commander.Commander, when commands are sent: it sees every processed
+        # frame, every event and every tick (verification, release at AOS, timeouts)
+        self.commander: Commander | None = None
 
     async def start(self) -> None:
         """Open (create, migrate) the archive and start the staleness ticker."""
@@ -117,6 +121,8 @@ class Engine:
             publish(EventMessage(event))
         for change in processed.alerts:
             publish(AlertMessage(change))
+        if self.commander is not None:
+            self.commander.on_frame(frame, processed)
         publish(
             FrameMessage(
                 frame.node,
@@ -191,6 +197,8 @@ class Engine:
             elif event.kind == "aos":
                 self.processor.contact_gained(event.node, event.time_s)
         self.note(event)
+        if self.commander is not None:
+            self.commander.on_event(event)
 
     def note(self, event: Event) -> None:
         """Archive and publish an event the ground noticed (link states, AOS/LOS...)."""
@@ -233,4 +241,6 @@ class Engine:
         changes = self.processor.tick(now)
         if changes:
             self._record(changes)
+        if self.commander is not None:
+            self.commander.on_tick(now)
         return changes

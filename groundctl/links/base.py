@@ -16,10 +16,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from groundctl.errors import GroundctlError
 from groundctl.telemetry.model import Event, Frame
+
+if TYPE_CHECKING:
+    from groundctl.orbits.model import Pass
 
 
 class LinkError(GroundctlError):
@@ -100,6 +103,30 @@ class Link(ABC):
         """The link's notion of now, Unix seconds: the wall clock, or simulated or
         recorded time for the links that have their own."""
         return time.time()
+
+    # --- reaching nodes (the commander asks these before sending) -----------------------
+    def serves(self, node: str) -> bool:
+        """True when this link reaches `node` (a gateway link reaches several)."""
+        return node == self.node
+
+    def in_contact(self, node: str) -> bool:
+        """True when a command sent now can reach `node`: by default, when the link is up.
+        Links that know a contact plan (the simulator) say whether a station sees it."""
+        return self.state in (LinkState.UP, LinkState.DEGRADED)
+
+    def next_contact(self, node: str) -> float | None:
+        """When `node` is next reachable (Unix seconds on this link's clock), if known."""
+        return None
+
+    def uplink_clock(self, node: str) -> float:
+        """When a command sent now reaches `node`, on this link's clock: `clock()` for
+        most links; the simulator's nodes act at its own (possibly later) time."""
+        return self.clock()
+
+    def current_contact(self, node: str) -> Pass | None:
+        """The contact-plan pass `node` is in now (station, AOS, LOS), when the link
+        knows the contact plan; None otherwise."""
+        return None
 
     @classmethod
     def check_options(cls, name: str, options: Mapping[str, Any]) -> dict[str, Any]:

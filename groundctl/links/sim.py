@@ -5,7 +5,9 @@ the node that sent it, and `send(packet, node=...)` commands one node. Simulated
 runs at `speed` times the wall clock (0: as fast as the engine takes frames); frames
 carry simulated time, and `clock()` is the simulated now. With `gate` (the default) a
 node transmits, and hears commands, only during its contacts in the contact plan, and
-the link raises AOS and LOS events.
+the link raises AOS and LOS events. A simulated node whose [nodes] entry in the config
+has `key_file` or `key_env` takes only commands signed with that key
+(`groundctl.commanding.auth`).
 
 Frames are handed over through a bounded queue: when the engine falls behind, the
 simulation waits for it (simulated time lags, `lag_s` says by how much) rather than
@@ -20,10 +22,13 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from groundctl.links.base import Link, LinkError, LinkOption, LinkState, cancel
 from groundctl.telemetry.model import Event, Frame
+
+if TYPE_CHECKING:
+    from groundctl.orbits.model import Pass
 
 QUEUE_FRAMES = 20_000
 SLICE_NODE_STEPS = 2_000  # node-seconds simulated between two yields to the event loop
@@ -98,6 +103,7 @@ class SimLink(Link):
                 hint="fleet: " + ", ".join(fleet.names()[:12]),
             )
         params = replace(NodeParams(), downlink_rate_bps=self.options["downlink_rate"])
+        keys = _node_keys(config, [s.name for s in satellites])
         try:
             return SimFleet(
                 satellites,
@@ -107,6 +113,7 @@ class SimLink(Link):
                 gate=self.options["gate"],
                 params=params,
                 faults=self.faults,
+                keys=keys,
             )
         except SimError as error:
             raise LinkError(f"link {self.name}: {error.message}", hint=error.hint) from None
@@ -150,6 +157,39 @@ class SimLink(Link):
     def lag_s(self) -> float:
         """How far simulated time is behind where `speed` would have it."""
         return max(0.0, self._target_s - self._now_s) if self.speed else 0.0
+
+    # --- the contact plan, for the commander ---------------------------------------
+    def serves(self, node: str) -> bool:
+        """Every simulated node is reached through this one gateway link."""
+        return self.fleet is not None and node in self.fleet.nodes
+
+    def in_contact(self, node: str) -> bool:
+        """A station of the contact plan sees `node` now (always, ungated)."""
+        return (
+            self.fleet is not None
+            and self.state is LinkState.UP
+            and node in self.fleet.nodes
+            and self.fleet.reachable(node)
+        )
+
+    def next_contact(self, node: str) -> float | None:
+        """The AOS of `node`'s next planned contact (None beyond the planning window)."""
+        if self.fleet is None:
+            return None
+        upcoming = self.fleet.schedule.next_aos(node, self.fleet.t)
+        return upcoming.aos.timestamp() if upcoming is not None else None
+
+    def uplink_clock(self, node: str) -> float:
+        """The simulated time a command sent now is executed at: the fleet's, which may
+        be ahead of `clock()` by the frames still queued for the consumer."""
+        return float(self.fleet.t) if self.fleet is not None else self._now_s
+
+    def current_contact(self, node: str) -> Pass | None:
+        """The planned contact `node` is in now, with its station, AOS and LOS."""
+        if self.fleet is None or node not in self.fleet.nodes:
+            return None
+        contact: Pass | None = self.fleet.contact_of(node)
+        return contact
 
     async def _receive(self) -> AsyncIterator[bytes]:
         """The received bytes alone (`frames()` is the richer view: node and time)."""
@@ -219,6 +259,25 @@ class SimLink(Link):
                 self._backlog.popleft()
             await asyncio.sleep(0)
         await self._queue.put(_End())  # frames() ends there, and the link goes down
+
+
+def _node_keys(config: Any, names: list[str]) -> dict[str, bytes]:
+    """The command keys of the simulated nodes whose config entry requires
+    authentication; an unreadable key is a LinkError with the key's message and hint."""
+    from groundctl.commanding.auth import AuthError, node_key
+
+    keys = {}
+    for name in names:
+        entry = config.nodes.get(name)
+        if entry is None or not entry.requires_auth:
+            continue
+        try:
+            key = node_key(entry)
+        except AuthError as error:
+            raise LinkError(error.message, hint=error.hint) from None
+        if key is not None:
+            keys[name] = key
+    return keys
 
 
 class _End:

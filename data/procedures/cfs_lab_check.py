@@ -1,0 +1,54 @@
+"""cFS lab check: enable telemetry, NOOP each app, verify each command counter.
+
+For NASA cFS with the lab apps (CI_LAB on UDP 1234, TO_LAB on UDP 1235) and the
+cfs-lab mission database. The config needs a udp link to the flight software and the
+node's mission, e.g.:
+
+    [links.cfs]
+    adapter = "udp"
+    listen = "127.0.0.1:1235"
+    remote = "127.0.0.1:1234"
+
+    [nodes.cfs]
+    mission = "cfs-lab"
+
+    groundctl --config lab.toml run data/procedures/cfs_lab_check.py
+
+Each NOOP is verified by its app's command counter rising by one (and, where the
+mission database says so, its INFO event); a NOOP counted as an error, or not answered
+in time, fails the run.
+"""
+
+from __future__ import annotations
+
+from groundctl.procedures import cmd, log, tlm, wait_check
+
+APPS = "ES,EVS,SB,TBL,TIME,TO_LAB,SAMPLE_APP,CI_LAB"
+HK = {
+    "ES": "ES_HK",
+    "EVS": "EVS_HK",
+    "SB": "SB_HK",
+    "TBL": "TBL_HK",
+    "TIME": "TIME_HK",
+    "TO_LAB": "TO_LAB_HK",
+    "SAMPLE_APP": "SAMPLE_APP_HK",
+    "CI_LAB": "CI_LAB_HK",
+}
+
+
+def main(node: str = "cfs", apps: str = APPS, dest_ip: str = "127.0.0.1") -> None:
+    """Enable TO_LAB's telemetry to `dest_ip`, then NOOP each of `apps`."""
+    wanted = [a.strip().upper() for a in apps.split(",") if a.strip()]
+    unknown = [a for a in wanted if a not in HK]
+    if unknown:
+        raise ValueError(f"unknown apps {unknown}: choose from {APPS}")
+
+    cmd(f"{node} TO_LAB_ENABLE_OUTPUT dest_ip={dest_ip}")
+    wait_check(f"{node}.ES_HK.CMD_COUNT >= 0", timeout=10)
+
+    for app in wanted:
+        result = cmd(f"{node} {app}_NOOP")
+        log(f"{app}: {result.stage} ({result.detail})")
+    for app in wanted:
+        wait_check(f"{node}.{HK[app]}.ERR_COUNT == 0", timeout=10)
+        log(f"{app}: {tlm(f'{node}.{HK[app]}.CMD_COUNT')} commands, no errors")

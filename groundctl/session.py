@@ -1,0 +1,135 @@
+"""A running ground segment: the engine, its links and the commander, built from a config.
+
+`groundctl run`, `groundctl cmd` and the console all start one `Session`: the config's
+links (`[links]`), or the simulator when asked for or when none are configured; each
+node's mission database; the archive; and a commander acting for the operator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from groundctl.commander import Commander
+from groundctl.config import Config
+from groundctl.engine import Engine
+from groundctl.errors import ConfigError
+from groundctl.links.base import Link, LinkContext
+from groundctl.mdb.model import Mission
+from groundctl.paths import data_dir
+
+
+def load_missions(config: Config, nodes: list[str]) -> tuple[dict[str, Mission], Mission | None]:
+    """Each node's mission database, and the default (for nodes not named) from the
+    config (`[nodes.NAME] mission`, `[commanding] mission`); the shipped odc-node
+    database when the config names none."""
+    from groundctl.mdb.loader import load_mission
+
+    cache: dict[Path, Mission] = {}
+
+    def load(name: str) -> Mission | None:
+        entry = config.missions.get(name) if name else None
+        if entry is None:
+            if name:
+                raise ConfigError(f"{config.path}: no mission {name!r} in [missions]")
+            return None
+        if entry.path not in cache:
+            cache[entry.path] = load_mission(entry.path)
+        return cache[entry.path]
+
+    default = load(config.mission_name(""))
+    if default is None:
+        default = load_mission(data_dir() / "missions" / "odc-node.toml")
+    missions = {}
+    for node in nodes:
+        mission = load(config.mission_name(node))
+        if mission is not None and mission is not default:
+            missions[node] = mission
+    return missions, default
+
+
+class Session:
+    """Engine + links + commander. `await start()`, use, `await stop()`.
+
+    `sim` True runs the simulator (`sim_options`: the sim link's options) instead of the
+    configured links; None uses the configured links, or the simulator when there are
+    none. `links` given explicitly replaces both (tests, replay).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        archive_path: str | Path,
+        *,
+        sim: bool | None = None,
+        sim_options: Mapping[str, Any] | None = None,
+        links: list[Link] | None = None,
+        operator: str | None = None,
+        role: str | None = None,
+        source: str = "cli",
+    ) -> None:
+        self.config = config
+        self.archive_path = Path(archive_path)
+        self.use_sim = sim if sim is not None else not config.links
+        self.sim_options = dict(sim_options or {})
+        self._given_links = links
+        self.operator = operator
+        self.role = role
+        self.source = source
+        self.links: list[Link] = []
+        self.engine: Engine | None = None
+        self.commander: Commander | None = None
+
+    def _build_links(self) -> list[Link]:
+        if self._given_links is not None:
+            return list(self._given_links)
+        if self.use_sim:
+            from groundctl.links.sim import SimLink
+
+            link: Link = SimLink("sim", "fleet", self.sim_options)
+            link.bind(LinkContext(config=self.config))
+            return [link]
+        from groundctl.links.registry import build
+
+        return [build(self.config, entry) for entry in self.config.links.values()]
+
+    async def start(self) -> None:
+        """Build and open everything; links are opened after the engine is attached to
+        them, so their whole life is archived."""
+        self.links = self._build_links()
+        nodes = sorted({*self.config.nodes, *(link.node for link in self.links)})
+        missions, default = load_missions(self.config, nodes)
+        clock = self.links[0].clock if len(self.links) == 1 else time.time
+        self.engine = Engine(self.archive_path, missions, default, clock=clock)
+        await self.engine.start()
+        self.commander = Commander(
+            self.engine,
+            config=self.config,
+            operator=self.operator,
+            role=self.role,
+            source=self.source,
+        )
+        try:
+            for link in self.links:
+                self.engine.attach(link)
+            for link in self.links:
+                await link.open()
+            await self.commander.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self.commander is not None and self.commander._started:
+            await self.commander.stop()
+        if self.engine is not None:
+            await self.engine.stop()
+
+    async def __aenter__(self) -> Session:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
