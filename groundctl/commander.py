@@ -29,7 +29,7 @@ from groundctl.bus import CommandMessage
 from groundctl.commanding.roles import check_confirmation, check_role
 from groundctl.commanding.syntax import CommandLine, ValidCommand, parse, validate
 from groundctl.commanding.verify import StageChange, Verifier, counter_of
-from groundctl.errors import CommandError
+from groundctl.errors import CommandError, GroundctlError
 from groundctl.mdb.model import Mission
 from groundctl.telemetry.model import Event, Frame
 
@@ -115,6 +115,7 @@ class Commander:
         self._stage_task: asyncio.Task[None] | None = None
         self._stage_wake = asyncio.Event()
         self._started = False
+        self._closing = False
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -141,11 +142,10 @@ class Commander:
                 await task
         self._workers.clear()
         if self._stage_task is not None:
+            self._closing = True
             self._stage_wake.set()
-            self._stage_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stage_task
-            await self._flush_stages()
+            await self._stage_task  # writes every stage seen, in order
+            self._stage_task = None
         await self.store.aclose()
 
     async def __aenter__(self) -> Commander:
@@ -169,6 +169,13 @@ class Commander:
         """Parse and validate a command against its node's mission database (no role or
         confirmation check, nothing archived): for dry runs and the console's preview."""
         line = parse(text) if isinstance(text, str) else text
+        known = self.config is not None and line.node in self.config.nodes
+        if not known and self.link_for(line.node) is None:
+            links = ", ".join(sorted(self.engine.links)) or "none"
+            raise CommandError(
+                f"{line.text}: no link reaches {line.node}",
+                hint=f"links: {links}; check the node name, or give it a link in the config",
+            )
         return validate(line, self.mission_of(line.node))
 
     async def issue(
@@ -338,10 +345,11 @@ class Commander:
                 if wake is not None:
                     wake.set()
         for event in processed.events:
-            self.on_event(event)
+            self.on_event(event, frame.time_s)
 
-    def on_event(self, event: Event) -> None:
-        """An event: a node's (verification) or the ground's (AOS releases the queue)."""
+    def on_event(self, event: Event, received_s: float | None = None) -> None:
+        """An event: a node's (verification; `received_s` its frame's receive time) or
+        the ground's (AOS releases the queue)."""
         if event.source == "ground":
             if event.kind == "aos":
                 self._fresh[event.node] = set()
@@ -350,7 +358,7 @@ class Commander:
         flight = self._verifiers.get(event.node)
         if flight is not None:
             command_id, verifier = flight
-            self._stages(command_id, event.node, verifier.event(event))
+            self._stages(command_id, event.node, verifier.event(event, received_s))
 
     def on_tick(self, now_s: float) -> None:
         """The clock moved: time out verifications; release time-tagged commands."""
@@ -403,6 +411,7 @@ class Commander:
                 aos = link.next_contact(node) if link is not None else None
                 if record.release != "time" and aos != record.release_at:
                     await self.store.call(self.store.set_release_at, record.id, aos)
+                    self._remember(record.id, StageChange("queued", now, _waiting(link, aos)))
                     self._publish(
                         record.id, node, StageChange("queued", now, _waiting(link, aos)), aos
                     )
@@ -414,11 +423,22 @@ class Commander:
                 if now < until:
                     if until - now >= missing[1] - 1e-9:
                         detail = f"in contact: waiting up to {missing[1]:g} s for {missing[0]}"
+                        self._remember(record.id, StageChange("queued", now, detail))
                         self._publish(record.id, node, StageChange("queued", now, detail))
                     await wake.wait()
                     continue
             self._baseline_until.pop(record.id, None)
-            await self._send(record, link)
+            try:
+                await self._send(record, link)
+            except GroundctlError as error:  # a key that cannot be read, a bad database
+                detail = f"not sent: {error.message}" + (f" ({error.hint})" if error.hint else "")
+                failed = StageChange("failed", self.engine.clock(), detail)
+                await self.store.call(
+                    self.store.stage, record.id, "failed", failed.time_s, detail, actor=self.system
+                )
+                self._remember(record.id, failed)
+                self._publish(record.id, node, failed)
+                self._finish(record.id, node, failed)
 
     def _missing_baselines(self, node: str, name: str) -> tuple[str, float] | None:
         """The counters `name`'s verification compares with that `node` has not sent
@@ -468,7 +488,9 @@ class Commander:
             self.store.stage, record.id, "released", now, f"via link {link.name}",
             actor=actor, link=link.name, counter=counter,
         )  # fmt: skip
-        self._publish(record.id, node, StageChange("released", now, f"via link {link.name}"))
+        released = StageChange("released", now, f"via link {link.name}")
+        self._remember(record.id, released)
+        self._publish(record.id, node, released)
         from groundctl.links.base import LinkError
 
         # the counters' values before sending are the baselines
@@ -492,9 +514,11 @@ class Commander:
             await asyncio.sleep(RETRY_S)  # a link that refuses while "in contact": retry later
             return
         # At once, with no await in between: the node's answer may be the next frame.
-        sent_s = link.uplink_clock(node)
+        # The node acts at uplink_clock (the simulator's may run ahead of the frames
+        # delivered so far): the timeout runs from then.
+        sent_s = link.clock()
         verifier.sent_s = sent_s
-        verifier.deadline_s = sent_s + command.verification.timeout_s
+        verifier.deadline_s = link.uplink_clock(node) + command.verification.timeout_s
         sent = StageChange("sent", sent_s, f"{len(packet)} bytes")
         self._pending_stages.append((record.id, node, sent, {"raw": packet}))
         self._stage_wake.set()
@@ -547,10 +571,13 @@ class Commander:
             wake.set()
 
     async def _write_stages(self) -> None:
+        """Write stages in the order they happened, until stopped with nothing left."""
         while True:
             await self._stage_wake.wait()
             self._stage_wake.clear()
             await self._flush_stages()
+            if self._closing and not self._pending_stages:
+                return
 
     async def _flush_stages(self) -> None:
         while self._pending_stages:

@@ -6,8 +6,8 @@ node's mission, e.g.:
 
     [links.cfs]
     adapter = "udp"
-    listen = "127.0.0.1:1235"
-    remote = "127.0.0.1:1234"
+    uplink = "127.0.0.1:1234"      # CI_LAB's command port
+    downlink = "127.0.0.1:1235"    # where TO_LAB sends telemetry
 
     [nodes.cfs]
     mission = "cfs-lab"

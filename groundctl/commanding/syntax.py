@@ -23,6 +23,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from groundctl.errors import CommandError
@@ -47,9 +48,8 @@ UNITS: dict[str, tuple[str, float]] = {
     "GiB": ("data", 1024.0**3),
     "TiB": ("data", 1024.0**4),
 }
-_NUMBER_UNIT = re.compile(
-    r"^([-+]?(?:0[xX][0-9a-fA-F_]+|[0-9_]*\.?[0-9_]+(?:[eE][-+]?\d+)?))\s*([A-Za-z/%]+)$"
-)
+# a decimal number and a unit (hex numbers take no unit: 0x1B is 27, not 0x1 bytes)
+_NUMBER_UNIT = re.compile(r"^([-+]?[0-9_]*\.?[0-9_]+(?:[eE][-+]?\d+)?)\s*([A-Za-z/%]+)$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -185,7 +185,10 @@ def validate(line: CommandLine, mission: Mission) -> ValidCommand:
 def _with_unit(where: str, argument: Argument, typed: str) -> Any:
     """The value to convert: a state name or text as typed, a number with its unit
     converted to the argument's unit."""
-    if argument.states or argument.kind in ("str", "bytes"):
+    if argument.states:
+        # a state name, or the state's raw value
+        return int(typed) if re.fullmatch(r"\d+", typed.strip()) else typed
+    if argument.kind in ("str", "bytes"):
         return typed
     match = _NUMBER_UNIT.match(typed.strip())
     if match is None:
@@ -196,7 +199,7 @@ def _with_unit(where: str, argument: Argument, typed: str) -> Any:
             f"{where}: argument {argument.name}: {typed!r} has a unit but "
             f"{argument.name} takes a plain number"
         )
-    if unit == argument.unit:
+    if unit == argument.unit and unit not in UNITS:
         return number
     have, want = UNITS.get(unit), UNITS.get(argument.unit)
     if have is None or want is None or have[0] != want[0]:
@@ -207,24 +210,21 @@ def _with_unit(where: str, argument: Argument, typed: str) -> Any:
             + (f" or {', '.join(u for u, d in UNITS.items() if d[0] == want[0])}" if want else ""),
         )
     try:
-        quantity = (
-            float(int(number, 0))
-            if number.lower().startswith(("0x", "-0x", "+0x"))
-            else float(number)
-        )
-    except ValueError:
+        quantity = Decimal(number.replace("_", ""))
+    except InvalidOperation:
         raise CommandError(
             f"{where}: argument {argument.name}: {typed!r} is not a number"
         ) from None
-    converted = quantity * have[1] / want[1]
+    # exact decimal arithmetic: a u64 byte count keeps every digit
+    converted = quantity * Decimal(repr(have[1])) / Decimal(repr(want[1]))
     if argument.kind in ("u", "i"):
-        if abs(converted - round(converted)) > 1e-9 * max(1.0, abs(converted)):
+        if converted != converted.to_integral_value():
             raise CommandError(
-                f"{where}: argument {argument.name}: {typed} is {converted:g} {argument.unit}, "
-                f"not a whole number of {argument.unit}"
+                f"{where}: argument {argument.name}: {typed} is {converted.normalize():f} "
+                f"{argument.unit}, not a whole number of {argument.unit}"
             )
-        return round(converted)
-    return converted
+        return int(converted)
+    return float(converted)
 
 
 def _describe(argument: Argument) -> str:

@@ -35,6 +35,8 @@ from groundctl.telemetry.model import Event, Sample
 _COUNTER = re.compile(r"^\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*\+=\s*(\d+)\s*$")
 _EVENT = re.compile(r"^\s*event\s+(\S+)\s+(\d+)\s*$")
 
+FAIL_GRACE_S = 2.0  # how long a failure shown by a counter waits for the node's ERROR event
+
 STAGES = ("queued", "released", "sent", "accepted", "completed", "failed", "timeout", "cancelled")
 FINAL = frozenset({"completed", "failed", "timeout", "cancelled"})
 
@@ -127,6 +129,8 @@ class Verifier:
     errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._failing: _Condition | None = None
+        self._accepted_s = self.sent_s
         v = self.verification
         self.accepted = _conditions(v.accepted, self.mission, self.latest_raw)
         self.completed = _conditions(v.completed, self.mission, self.latest_raw)
@@ -169,10 +173,13 @@ class Verifier:
                         c.met_s, c.met_detail = time_s, c.text
                 except (KeyError, ArithmeticError, TypeError, ValueError):
                     pass
-        return self._decide()
+        return self._decide(time_s)
 
-    def event(self, event: Event) -> list[StageChange]:
-        """An event from this node (its apps' events; ground events are ignored)."""
+    def event(self, event: Event, time_s: float | None = None) -> list[StageChange]:
+        """An event from this node (its apps' events; ground events are ignored),
+        received at `time_s` (default: the event's own time)."""
+        if time_s is None:
+            time_s = event.time_s
         if self.done or event.source == "ground":
             return []
         if event.severity in ("ERROR", "CRITICAL"):
@@ -182,13 +189,17 @@ class Verifier:
             if c.met_s is None and c.event is not None:
                 app, ident_ = c.event
                 if event.source == app and event.event_id == ident_:
-                    c.met_s = event.time_s
+                    c.met_s = time_s
                     c.met_detail = f"{c.text}: {event.text}".strip()
-        return self._decide(event.time_s)
+        return self._decide(time_s)
 
     def tick(self, now_s: float) -> list[StageChange]:
-        """Time out when the deadline has passed."""
-        if self.done or now_s < self.deadline_s:
+        """Time out when the deadline has passed (or fail, when a failure was seen)."""
+        if self.done:
+            return []
+        if self._failing is not None:
+            return self._decide(now_s)
+        if now_s < self.deadline_s:
             return []
         self.done = True
         waiting = "completion" if self.stage == "accepted" else "acceptance"
@@ -211,6 +222,13 @@ class Verifier:
     def _decide(self, time_s: float | None = None) -> list[StageChange]:
         out: list[StageChange] = []
         failed = next((c for c in self.failed if c.met_s is not None), None)
+        if failed is not None and not self.errors and failed.event is None:
+            # a counter showed the failure: the node's ERROR event saying why may follow
+            # in the same breath; wait for it a moment
+            assert failed.met_s is not None
+            if (time_s if time_s is not None else failed.met_s) < failed.met_s + FAIL_GRACE_S:
+                self._failing = failed
+                return out
         if failed is not None:
             self.done = True
             self.stage = "failed"
@@ -226,6 +244,7 @@ class Verifier:
             if accepted is not None:
                 assert accepted.met_s is not None
                 self.stage = "accepted"
+                self._accepted_s = accepted.met_s
                 out.append(StageChange("accepted", accepted.met_s, accepted.met_detail))
                 if not self.completed:
                     self.done = True
@@ -238,6 +257,7 @@ class Verifier:
                 if self.accepted:
                     missing = ", ".join(c.counter for c in self.accepted)
                     why += f" (no value of {missing} before sending to compare with)"
+                self._accepted_s = done.met_s
                 out.append(StageChange("accepted", done.met_s, why))
         if self.stage == "accepted":
             done = next((c for c in self.completed if c.met_s is not None), None)
@@ -245,6 +265,6 @@ class Verifier:
                 assert done.met_s is not None
                 self.stage = "completed"
                 self.done = True
-                when = max(done.met_s, out[-1].time_s if out else done.met_s)
+                when = max(done.met_s, self._accepted_s)
                 out.append(StageChange("completed", when, done.met_detail))
         return out
