@@ -16,7 +16,7 @@ node's mission, e.g.:
 
 Each NOOP is verified by its app's command counter rising by one (and, where the
 mission database says so, its INFO event); a NOOP counted as an error, or not answered
-in time, fails the run.
+in time, fails the run. The apps' counters are logged at the end.
 """
 
 from __future__ import annotations
@@ -46,9 +46,12 @@ def main(node: str = "cfs", apps: str = APPS, dest_ip: str = "127.0.0.1") -> Non
     cmd(f"{node} TO_LAB_ENABLE_OUTPUT dest_ip={dest_ip}")
     wait_check(f"{node}.ES_HK.CMD_COUNT >= 0", timeout=10)
 
+    # Each NOOP is verified by its own rules: its app's command counter +1 (a rise of the
+    # error counter instead fails it, with the app's ERROR event).
     for app in wanted:
-        result = cmd(f"{node} {app}_NOOP")
-        log(f"{app}: {result.stage} ({result.detail})")
+        cmd(f"{node} {app}_NOOP")
     for app in wanted:
-        wait_check(f"{node}.{HK[app]}.ERR_COUNT == 0", timeout=10)
-        log(f"{app}: {tlm(f'{node}.{HK[app]}.CMD_COUNT')} commands, no errors")
+        hk = HK[app]
+        counted = tlm(f"{node}.{hk}.CMD_COUNT")
+        errors = tlm(f"{node}.{hk}.ERR_COUNT")
+        log(f"{app}: {counted} commands, {errors} errors since its counters were reset")

@@ -17,6 +17,7 @@ from groundctl.procedures import (
     CheckFailed,
     cmd,
     contacts,
+    dry_run,
     log,
     now,
     tlm,
@@ -29,7 +30,7 @@ from groundctl.procedures import (
 def _wait_for_los(node: str) -> None:
     """Wait until the current contact of `node` is over."""
     plan = [p for p in contacts(node, hours=2) if p.aos <= now() < p.los]
-    if plan:
+    if plan and not dry_run():
         wait((plan[0].los - now()).total_seconds() + 1)
 
 
@@ -52,8 +53,10 @@ def main(
     # 1. A sunlit pass with enough battery to carry the jobs through the night.
     for _attempt in range(max_passes):
         wait_pass(node)
-        wait_check(f"{node}.POWER_HK.ECLIPSE == 'NO' or POWER_HK.ECLIPSE == 'YES'", timeout=10)
-        if tlm(f"{node}.POWER_HK.ECLIPSE") == "NO" and tlm(f"{node}.BATT_SOC") >= min_soc:
+        wait_check(f"{node}.POWER_HK.BATT_SOC >= 0", timeout=10)  # housekeeping is flowing
+        sunlit = tlm(f"{node}.POWER_HK.ECLIPSE") == "NO"
+        soc = tlm(f"{node}.BATT_SOC", default=0.0) or 0.0
+        if dry_run() or (sunlit and soc >= min_soc):
             break
         log(f"{node}: in eclipse or battery low at this pass; waiting for the next")
         _wait_for_los(node)
@@ -71,11 +74,11 @@ def main(
     # 2. Results down in the next passes.
     for n in range(downlink_passes):
         wait_pass(node)
-        wait_check(f"{node}.COMMS_HK.CMD_COUNT >= 0", timeout=10)
-        pending = tlm(f"{node}.RESULTS_PENDING")
+        wait_check(f"{node}.COMPUTE_HK.RESULTS_PENDING >= 0", timeout=10)
+        pending = tlm(f"{node}.RESULTS_PENDING", default=0) or 0
         log(f"{node}: pass {n + 1}: {pending / 1e9:.2f} GB of results pending")
         if pending > 0:
             cmd(f"{node} START_DOWNLINK")
             wait_check(f"{node}.COMMS_HK.DOWNLINK_ACTIVE == 'YES'", timeout=10)
         _wait_for_los(node)
-    log(f"{node}: campaign done; {tlm(node + '.JOBS_DONE')} jobs finished since boot")
+    log(f"{node}: campaign done; {tlm(node + '.JOBS_DONE', default='?')} jobs finished since boot")

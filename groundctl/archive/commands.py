@@ -424,6 +424,13 @@ class CommandStore:
             )
         ]
 
+    def latest_value(self, node: str, parameter: str) -> Any:
+        """The newest archived engineering value of `node`'s `parameter` (None if none)."""
+        self.open()
+        assert self._archive is not None
+        found = self._archive.latest_samples(parameter, node=node)
+        return found[0].value if found else None
+
     # --- procedure runs ------------------------------------------------------------------------
     def start_run(
         self,

@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import stat
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,9 @@ def _utc(t: float | None) -> str:
 
 
 def _signals(stop: Callable[[], None]) -> None:
+    """Ctrl-C and SIGTERM call `stop` (when running in the main thread, as the CLI does)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)

@@ -43,6 +43,7 @@ __all__ = [
     "alert",
     "cmd",
     "contacts",
+    "dry_run",
     "log",
     "now",
     "tlm",
@@ -127,7 +128,7 @@ def tlm(parameter: str, default: Any = ProcedureError) -> Any:
 
     Raises ProcedureError when the node has sent no such value yet, unless `default` is
     given (it is returned instead). A name the mission database does not have is always
-    an error.
+    an error. In a dry run: the newest value in the archive, else `default`, else None.
     """
     return _runner().tlm(parameter, default)
 
@@ -161,6 +162,12 @@ def alert(text: str, severity: str = "WARNING") -> None:
 def log(text: str) -> None:
     """Write a line to the run's log (printed and archived)."""
     _runner().log(text)
+
+
+def dry_run() -> bool:
+    """True in a dry run (`groundctl run --dry-run`): nothing is sent, no check waits,
+    and `tlm` gives the newest archived value (or its `default`, or None)."""
+    return _runner().dry_run
 
 
 def now() -> datetime:

@@ -405,6 +405,15 @@ class ProcedureRunner:
                 names.add(f.name)
         return names
 
+    def _qualify(self, node: str, name: str) -> str:
+        """PACKET.FIELD for a field name (the first packet that has it), or the name."""
+        if "." in name:
+            return name
+        for p in self._mission(node).packets.values():
+            if any(f.name == name for f in p.fields):
+                return f"{p.name}.{name}"
+        return name
+
     def _values(self, node: str) -> dict[str, Any]:
         if self.session is None or self.session.commander is None:
             return {}
@@ -421,10 +430,15 @@ class ProcedureRunner:
         env = self._values(node)
         if name in env:
             return env[name]
+        if self.dry_run:
+            archived = await self.store.call(
+                self.store.latest_value, node, self._qualify(node, name)
+            )
+            if archived is not None:
+                return archived
+            return None if default is ProcedureError else default
         if default is not ProcedureError:
             return default
-        if self.dry_run:
-            return None
         raise ProcedureError(f"tlm {parameter!r}: {node} has sent no {name} yet")
 
     async def _wait_check(self, check: str, timeout: float) -> None:
@@ -509,7 +523,7 @@ class ProcedureRunner:
     async def _wait(self, seconds: float) -> None:
         if seconds < 0:
             raise ProcedureError(f"wait({seconds}): seconds must be 0 or more")
-        await self._step("step", f"wait {seconds:g} s")
+        await self._step("step", f"wait {seconds:.0f} s")
         if self.dry_run:
             return
         end = self.clock() + seconds
