@@ -478,7 +478,7 @@ class Commander:
         )
         packet = valid.packet
         counter = None
-        key = self._key(node)
+        key = await asyncio.to_thread(self._key, node)  # a file or the environment
         if key is not None:
             from groundctl.commanding.auth import sign
 

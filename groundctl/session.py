@@ -7,6 +7,7 @@ node's mission database; the archive; and a commander acting for the operator.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,7 +101,8 @@ class Session:
         them, so their whole life is archived."""
         self.links = self._build_links()
         nodes = sorted({*self.config.nodes, *(link.node for link in self.links)})
-        missions, default = load_missions(self.config, nodes)
+        # mission databases are files to read and check: off the event loop
+        missions, default = await asyncio.to_thread(load_missions, self.config, nodes)
         clock = self.links[0].clock if len(self.links) == 1 else time.time
         self.engine = Engine(self.archive_path, missions, default, clock=clock)
         await self.engine.start()

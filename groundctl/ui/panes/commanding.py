@@ -1,0 +1,16 @@
+"""The Commanding pane (being built: see the issue)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from groundctl.ui.panes.base import Pane
+
+
+class CommandPane(Pane):
+    TITLE = "Commanding"
+    KEY = "c"
+
+    def compose(self) -> ComposeResult:
+        yield Static("")

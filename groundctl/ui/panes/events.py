@@ -1,0 +1,16 @@
+"""The Events pane (being built: see the issue)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from groundctl.ui.panes.base import Pane
+
+
+class EventsPane(Pane):
+    TITLE = "Events"
+    KEY = "e"
+
+    def compose(self) -> ComposeResult:
+        yield Static("")
