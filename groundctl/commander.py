@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,11 +49,17 @@ BASELINE_WAIT_MAX_S = 30.0
 
 
 def login_name() -> str:
-    """The operator: the login name of whoever runs groundctl."""
+    """The operator: the login name of the user running groundctl (from the process's
+    user id, so the environment cannot claim another name)."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return "unknown"
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name  # the real user, not $LOGNAME / $USER
+    except (ImportError, KeyError, OSError):  # no passwd entry (containers), not POSIX
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
 
 
 @dataclass
@@ -110,6 +117,7 @@ class Commander:
         # parameters each node has sent since its last AOS (fresh counter baselines)
         self._fresh: dict[str, set[str]] = {}
         self._baseline_until: dict[int, float] = {}
+        self._announced: dict[int, float | str | None] = {}  # the AOS last shown per command
         self._wake: dict[str, asyncio.Event] = {}
         self._pending_stages: list[tuple[int, str, StageChange, dict[str, Any]]] = []
         self._stage_task: asyncio.Task[None] | None = None
@@ -233,6 +241,15 @@ class Commander:
         self._outcomes[record.id] = outcome
         self._texts[record.id] = record.text
         self._publish(record.id, record.node, StageChange("queued", now), release_at)
+        ahead = [r.id for r in await self.store.call(self.store.queued, valid.node)]
+        ahead = [i for i in ahead if i < record.id]
+        flight = self._verifiers.get(valid.node)
+        if flight is not None:
+            ahead.insert(0, flight[0])
+        if ahead:
+            behind = StageChange("queued", now, f"waiting behind command {ahead[-1]}")
+            self._remember(record.id, behind)
+            self._publish(record.id, record.node, behind, release_at)
         self._kick(valid.node)
         return outcome
 
@@ -254,6 +271,15 @@ class Commander:
         change = StageChange("cancelled", self.engine.clock(), reason or "cancelled")
         self._finish(command_id, record.node, change)
         self._publish(command_id, record.node, change)
+
+    async def cancel_source(self, source: str, reason: str) -> list[int]:
+        """Cancel every queued command issued by `source` (a procedure run that ended)."""
+        cancelled = []
+        for record in await self.store.call(self.store.queued):
+            if record.source == source:
+                await self.cancel(record.id, reason)
+                cancelled.append(record.id)
+        return cancelled
 
     async def edit(
         self, command_id: int, *, text: str | None = None, at: float | None = None
@@ -400,21 +426,22 @@ class Commander:
             record = queue[0]
             now = self.engine.clock()
             link = self.link_for(node)
-            if (
-                record.release == "time"
-                and record.release_at is not None
-                and now < record.release_at
+            early = record.release == "time" and record.release_at is not None
+            if (early and now < (record.release_at or 0.0)) or (
+                link is None or not link.in_contact(node)
             ):
-                await wake.wait()
-                continue
-            if link is None or not link.in_contact(node):
                 aos = link.next_contact(node) if link is not None else None
-                if record.release != "time" and aos != record.release_at:
-                    await self.store.call(self.store.set_release_at, record.id, aos)
-                    self._remember(record.id, StageChange("queued", now, _waiting(link, aos)))
-                    self._publish(
-                        record.id, node, StageChange("queued", now, _waiting(link, aos)), aos
+                if record.release == "time":
+                    aos = record.release_at
+                if self._announced.get(record.id, "unset") != aos:
+                    self._announced[record.id] = aos
+                    if record.release != "time":
+                        await self.store.call(self.store.set_release_at, record.id, aos)
+                    waiting = StageChange(
+                        "queued", now, _waiting(link, aos, record.release == "time")
                     )
+                    self._remember(record.id, waiting)
+                    self._publish(record.id, node, waiting, aos)
                 await wake.wait()
                 continue
             missing = self._missing_baselines(node, record.command)
@@ -442,16 +469,15 @@ class Commander:
 
     def _missing_baselines(self, node: str, name: str) -> tuple[str, float] | None:
         """The counters `name`'s verification compares with that `node` has not sent
-        since its last AOS, and how long to wait for them (a few of their packets'
-        periods); None when all are there, or when the node has not been heard from and
-        no AOS was seen (a lab link: telemetry may start only with this command)."""
+        since its last AOS (or at all), and how long to wait for them: a few of their
+        packets' periods; None when all are there. (A lab link whose telemetry starts only
+        with this command waits that long, then sends: acceptance is then implied by
+        completion.)"""
         mission = self.mission_of(node)
         command = mission.commands.get(name)
         if command is None:
             return None
-        fresh = self._fresh.get(node)
-        if fresh is None:
-            return None  # not heard from, no AOS seen: nothing is coming to wait for
+        fresh = self._fresh.get(node, set())
         v = command.verification
         missing, wait_s = [], 0.0
         for text in (*v.accepted, *v.failed):
@@ -612,9 +638,11 @@ class Commander:
         return link.next_contact(node) if link is not None else None
 
 
-def _waiting(link: Link | None, aos: float | None) -> str:
+def _waiting(link: Link | None, aos: float | None, time_tag: bool = False) -> str:
     from datetime import UTC, datetime
 
+    if time_tag and aos is not None:
+        return f"waiting for its time tag {datetime.fromtimestamp(aos, UTC):%Y-%m-%d %H:%M:%S}Z"
     if link is None:
         return "waiting: no link serves this node"
     if aos is None:

@@ -37,7 +37,7 @@ def _wait_for_los(node: str) -> None:
 def main(
     node: str = "ODC-01",
     jobs: int = 3,
-    gpu_hours: float = 1.0,
+    gpu_hours: float = 0.25,
     first_job_id: int = 1000,
     downlink_passes: int = 2,
     max_passes: int = 6,

@@ -9,7 +9,7 @@ against the thresholds below. The first check that fails stops the run (exit sta
 
 from __future__ import annotations
 
-from groundctl.procedures import cmd, log, tlm, wait_check, wait_pass
+from groundctl.procedures import cmd, dry_run, log, tlm, wait_check, wait_pass
 
 
 def main(
@@ -35,6 +35,8 @@ def main(
     wait_check(f"{node}.COMPUTE_HK.STORAGE_FREE >= {min_storage_free_gb}", timeout=5)
     wait_check(f"{node}.COMMS_HK.AUTH_FAILURES == 0", timeout=5)
 
+    if dry_run():
+        return  # no live values to summarise
     log(
         f"{node} healthy: battery {tlm(node + '.BATT_SOC'):.1f} %, "
         f"GPU {tlm(node + '.GPU_TEMP'):.1f} degC, "

@@ -1,11 +1,11 @@
 """The audit trail: an append-only, hash-chained table of who did what, and its check.
 
-Every operator action that matters (a command sent, confirmed or refused, an alert
-acknowledged or shelved, an override) is one row of the `audit` table (schema migration
-3). Triggers refuse UPDATE and DELETE; on top of that each row carries `prev_hash`, the
-`hash` of the row before it (64 zeros for row 1), and its own `hash`, so that a row
-changed, removed or inserted by someone who dropped the triggers is found by
-`verify_chain` (`groundctl db verify`).
+Every operator action that matters (a command issued, confirmed or refused, its
+verification stages, an alert acknowledged or shelved, a procedure run) is one row of the
+`audit` table (schema migration 3). Triggers refuse UPDATE and DELETE; on top of that
+each row carries `prev_hash`, the `hash` of the row before it (64 zeros for row 1), and
+its own `hash`, so that a row changed, removed or inserted by someone who dropped the
+triggers is found by `verify_chain` (`groundctl db verify`).
 
 The hash of a row is the lowercase hex SHA-256 of this UTF-8 text::
 
@@ -110,7 +110,7 @@ def append(
     """
     if not conn.in_transaction:
         raise RuntimeError("audit.append must run inside a write transaction (BEGIN IMMEDIATE)")
-    time_s = float(time_s)
+    time_s = float(time_s) + 0.0  # -0.0 is stored by SQLite as 0.0: hash what is stored
     if not math.isfinite(time_s):
         raise ValueError(f"audit time must be finite Unix seconds, got {time_s!r}")
     detail_text = json.dumps(

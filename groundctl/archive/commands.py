@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -293,7 +294,7 @@ class CommandStore:
                 what.append(f"{row[1]} -> {text}")
             if "release" in changes:
                 old = _release_text(row[2], row[3])
-                what.append(f"release {old} -> {_release_text(release or '', release_at)}")
+                what.append(f"{old} -> {_release_text(release or '', release_at)}")
             detail = "; ".join(what)
             conn.execute(
                 "INSERT INTO command_stages (command_id, time, stage, detail) "
@@ -348,14 +349,19 @@ class CommandStore:
         )
 
     def next_counter(self, node: str) -> int:
-        """The next authentication counter for `node` (stored before it is used, so a
-        crash never reuses one)."""
+        """The next authentication counter for `node`: one more than the last, and at
+        least the wall clock in milliseconds (so a fresh archive does not start again
+        below what the node has seen); stored before it is used, so a crash never reuses
+        one."""
 
         def write(conn: sqlite3.Connection) -> int:
+            # At least the wall clock in milliseconds: a node keeps accepting commands
+            # from a new archive (whose stored counter would start again at 1).
+            floor = int(time.time() * 1000)
             conn.execute(
-                "INSERT INTO command_counters (node, counter) VALUES (?, 1) "
-                "ON CONFLICT(node) DO UPDATE SET counter = counter + 1",
-                (node,),
+                "INSERT INTO command_counters (node, counter) VALUES (?, ?) "
+                "ON CONFLICT(node) DO UPDATE SET counter = max(counter + 1, excluded.counter)",
+                (node, floor),
             )
             row = conn.execute(
                 "SELECT counter FROM command_counters WHERE node = ?", (node,)
@@ -500,7 +506,15 @@ def _release_text(release: str, release_at: float | None) -> str:
     from datetime import UTC, datetime
 
     if release == "now":
-        return "release now (in contact)"
+        return (
+            "release at the next contact"
+            if release_at is None
+            else (
+                "release at the next contact (AOS "
+                + datetime.fromtimestamp(release_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+                + ")"
+            )
+        )
     when = (
         datetime.fromtimestamp(release_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         if release_at is not None

@@ -194,10 +194,11 @@ _V3 = _statements(
     """CREATE TABLE audit (
         id INTEGER PRIMARY KEY,
         time REAL NOT NULL,         -- Unix seconds UTC (the engine's clock)
-        operator TEXT NOT NULL,     -- login name, or 'procedure:<run id>'
+        operator TEXT NOT NULL,     -- login name (a procedure's: who ran it)
         role TEXT NOT NULL,
-        action TEXT NOT NULL,       -- command, confirm, denied, queued, edited, cancelled,
-                                    -- released, stage, acknowledged, shelved, override...
+        action TEXT NOT NULL,       -- command, confirm, denied, edited, cancelled, released,
+                                    -- sent, accepted, completed, failed, timeout,
+                                    -- acknowledged, shelved, procedure-start, procedure-end
         node TEXT NOT NULL DEFAULT '',
         command_id INTEGER,
         detail TEXT NOT NULL,       -- JSON object
@@ -227,7 +228,7 @@ _V4 = _statements(
         hazardous INTEGER NOT NULL,
         confirmed INTEGER NOT NULL, -- 1 when a hazardous command was confirmed
         source TEXT NOT NULL,       -- cli, console, procedure:<run id>
-        release TEXT NOT NULL,      -- now, aos (next contact), time (time tag)
+        release TEXT NOT NULL,      -- now (at the next contact, or at once), time (time tag)
         release_at REAL,            -- the time tag, or the expected AOS when known
         status TEXT NOT NULL,       -- queued, released, sent, accepted, completed, failed,
                                     -- timeout, cancelled

@@ -191,9 +191,7 @@ def cmd(
                     message = await asyncio.wait_for(subscription.get(), 0.1)
                 except TimeoutError:
                     continue
-                if show(message) and (
-                    message.stage == "queued" and message.detail.startswith("waiting") and not wait
-                ):
+                if show(message) and not wait and _left_queued(message, clock()):
                     out.print(
                         f"command {outcome.command_id} stays queued in {path} for the next "
                         "contact (groundctl queue list)"
@@ -212,6 +210,14 @@ def cmd(
     except CommandError:
         raise
     ctx.exit(code)
+
+
+def _left_queued(message: Any, now_s: float) -> bool:
+    """A `cmd` without --wait stops here: the command waits for a contact or a time tag
+    more than a few seconds away (or for another command), and stays queued."""
+    if message.stage != "queued" or not message.detail.startswith("waiting"):
+        return False
+    return message.release_at is None or message.release_at - now_s > 5.0
 
 
 # --- groundctl queue -----------------------------------------------------------------------
@@ -519,7 +525,13 @@ def key_new(path: Path) -> None:
         raise RunUsageError(
             f"{path} exists: keys are never overwritten", hint="choose another path"
         )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    except OSError as error:
+        raise RunUsageError(
+            f"cannot create {path}: {error.strerror or error}",
+            hint="check the folder exists and is writable",
+        ) from None
     with os.fdopen(fd, "w") as f:
         f.write(generate_key() + "\n")
     err_console.print(f"new key written to {path} (mode 600)")

@@ -6,7 +6,7 @@ e.g. `ODC-07 SET_POWER_MODE mode=ECO`, `ODC-07 SUBMIT_JOB job_id=42 gpu_seconds=
 `cfs TO_LAB_ENABLE_OUTPUT dest_ip=127.0.0.1`. Values are state names, numbers (decimal,
 `0x` hex, `_` separators) or text (quote it when it has spaces: `text="two words"`). A
 number may carry a unit when the argument has one: the argument's own unit, or one of the
-same dimension that converts exactly (`s`, `min`, `h`, `d`; `B`, `kB`, `MB`, `GB`, `TB`,
+same dimension that converts exactly (`ms`, `s`, `min`, `h`, `d`; `B`, `kB`, `MB`, `GB`, `TB`,
 `KiB`, `MiB`, `GiB`, `TiB`). Command names are matched exactly (upper case), argument
 names too.
 
@@ -171,10 +171,12 @@ def validate(line: CommandLine, mission: Mission) -> ValidCommand:
             continue
         value = _with_unit(where, argument, typed)
         try:
-            convert_argument(argument, value)
+            raw = convert_argument(argument, value)
         except ArgumentError as error:
             raise CommandError(f"{where}: argument {error}", hint=_usage(command)) from None
-        values[argument.name] = value
+        # numbers are kept as numbers (archived as such); state names and text as given
+        numeric = not argument.states and argument.kind in ("u", "i", "f")
+        values[argument.name] = raw if numeric else value
     try:
         packet = encode_command(mission, command, values)
     except ArgumentError as error:  # pragma: no cover - convert_argument checked each
@@ -194,6 +196,8 @@ def _with_unit(where: str, argument: Argument, typed: str) -> Any:
     if match is None:
         return typed.strip()  # a bare number, or something convert_argument refuses
     number, unit = match.group(1), match.group(2)
+    if unit not in UNITS and unit != argument.unit:
+        return typed.strip()  # not a unit at all (4x): convert_argument says what is wrong
     if not argument.unit:
         raise CommandError(
             f"{where}: argument {argument.name}: {typed!r} has a unit but "
@@ -206,8 +210,10 @@ def _with_unit(where: str, argument: Argument, typed: str) -> Any:
         raise CommandError(
             f"{where}: argument {argument.name}: unit {unit!r} does not convert to "
             f"{argument.unit!r}",
-            hint=f"give {argument.name} in {argument.unit}"
-            + (f" or {', '.join(u for u, d in UNITS.items() if d[0] == want[0])}" if want else ""),
+            hint=f"give {argument.name} in "
+            + (
+                ", ".join(u for u, d in UNITS.items() if d[0] == want[0]) if want else argument.unit
+            ),
         )
     try:
         quantity = Decimal(number.replace("_", ""))

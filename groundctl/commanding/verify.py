@@ -157,6 +157,8 @@ class Verifier:
         """One decoded packet's samples from this node, received at `time_s`."""
         if self.done:
             return []
+        if time_s >= self.deadline_s:
+            return self.tick(time_s)  # too late to count
         packets: set[str] = set()
         for s in samples:
             self.env[s.parameter] = s.value
@@ -180,6 +182,11 @@ class Verifier:
         received at `time_s` (default: the event's own time)."""
         if time_s is None:
             time_s = event.time_s
+        if not self.done and time_s >= self.deadline_s and self._failing is None:
+            if event.severity in ("ERROR", "CRITICAL") and event.source != "ground":
+                ident = f" {event.event_id}" if event.event_id is not None else ""
+                self.errors.append(f"event {event.source}{ident} {event.severity}: {event.text}")
+            return self.tick(time_s)  # too late to count
         if self.done or event.source == "ground":
             return []
         if event.severity in ("ERROR", "CRITICAL"):
@@ -207,6 +214,8 @@ class Verifier:
         missing = self.missing_baselines()
         if missing:
             detail += f" (no value of {', '.join(missing)} before sending to compare with)"
+        if self.errors:
+            detail += "; the node reported meanwhile: " + "; ".join(self.errors)
         self.stage = "timeout"
         return [StageChange("timeout", self.deadline_s, detail)]
 

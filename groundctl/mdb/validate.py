@@ -39,10 +39,7 @@ def convert_argument(argument: Argument, value: object) -> Raw:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ArgumentError(f"{name}: expected a number, found {value!r}")
     if isinstance(value, str):
-        try:
-            number: int | float = int(value, 0) if argument.kind != "f" else float(value)
-        except ValueError:
-            raise ArgumentError(f"{name}: expected a number, found {value!r}") from None
+        number = _number(name, value.strip().replace("_", ""), argument.kind)
     else:
         number = value
     if argument.kind in ("u", "i"):
@@ -60,3 +57,22 @@ def convert_argument(argument: Argument, value: object) -> Raw:
     if argument.maximum is not None and number > argument.maximum:
         raise ArgumentError(f"{name}: {number} is above the maximum {argument.maximum:g}")
     return number
+
+
+def _number(name: str, text: str, kind: str) -> int | float:
+    """A typed number: decimal (leading zeros allowed), 0x/0o/0b, or with a fraction or
+    exponent (a whole number for integer arguments: 1e3 is 1000, 1.5 is refused)."""
+    try:
+        if kind == "f":
+            return float(text)
+        if text.lstrip("+-").isdigit():
+            return int(text, 10)
+        try:
+            return int(text, 0)
+        except ValueError:
+            number = float(text)
+    except ValueError:
+        raise ArgumentError(f"{name}: expected a number, found {text!r}") from None
+    if not number.is_integer():
+        raise ArgumentError(f"{name}: expected a whole number, found {text!r}")
+    return int(number)

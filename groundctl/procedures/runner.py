@@ -198,6 +198,7 @@ class ProcedureRunner:
         self._interrupted = threading.Event()
         self._start_s = 0.0
         self._missions: tuple[dict[str, Mission], Mission | None] | None = None
+        self._fleet_names: set[str] | None = None
 
     # --- running -----------------------------------------------------------------------------
     def clock(self) -> float:
@@ -235,6 +236,14 @@ class ProcedureRunner:
         mode = " (dry run: nothing is sent)" if self.dry_run else ""
         await self._step("step", f"run {self.run_id}: {self.path.name}{_args_text(kwargs)}{mode}")
         status, message = await asyncio.to_thread(self._thread, main, kwargs)
+        if status != "passed" and self.session is not None and self.session.commander:
+            # what the run queued must not go out after it stopped
+            left = await self.session.commander.cancel_source(
+                f"procedure:{self.run_id}", f"procedure run {self.run_id} {status}"
+            )
+            if left:
+                ids = ", ".join(str(i) for i in left)
+                await self._step("step", f"cancelled the run's queued commands: {ids}")
         await self._step(
             "error" if status != "passed" else "step", f"{status}: {message}", status == "passed"
         )
@@ -351,6 +360,7 @@ class ProcedureRunner:
         line = parse(text)
         actor = Actor(f"{self.actor.operator}", self.actor.role)
         if self.dry_run or self.session is None or self.session.commander is None:
+            await self._known_node(line.node)
             valid = validate(line, self._mission(line.node))
             check_role(actor.role, actor.operator, valid.text, valid.hazardous)
             check_confirmation(valid.text, valid.name, valid.hazardous, confirm)
@@ -360,7 +370,7 @@ class ProcedureRunner:
         outcome = await commander.issue(
             line,
             confirm=confirm,
-            at=at.timestamp() if at is not None else None,
+            at=_utc(at).timestamp() if at is not None else None,
             source=f"procedure:{self.run_id}",
             actor=actor,
         )
@@ -386,6 +396,29 @@ class ProcedureRunner:
         if check and not result.ok:
             raise CheckFailed(f"{outcome.text}: {outcome.stage}{detail}")
         return result
+
+    async def _known_node(self, node: str) -> None:
+        """ProcedureError unless `node` is configured or in the fleet (dry runs: a live
+        run's commander refuses a node no link reaches)."""
+        if self._fleet_names is None:
+
+            def names() -> set[str]:
+                from groundctl.fleet import load_fleet
+
+                try:
+                    fleet = load_fleet(self.config)
+                except GroundctlError:
+                    return set()
+                return set(fleet.names())
+
+            self._fleet_names = await asyncio.to_thread(names)
+        known = self._fleet_names | set(self.config.nodes)
+        known |= {link.node for link in self.config.links.values()}
+        if node not in known:
+            hint = ", ".join(sorted(known)[:12]) or "none"
+            raise ProcedureError(
+                f"{node}: no such node in the config or the fleet", hint=f"nodes: {hint}"
+            )
 
     def _split(self, text: str, what: str) -> tuple[str, str]:
         node, dot, rest = text.strip().partition(".")
@@ -574,6 +607,11 @@ class ProcedureRunner:
         fleet = load_fleet(self.config, now=start)
         prediction = predict(fleet.satellites(None), self.config.stations, start, end, workers=1)
         return [p for p in plan_contacts(prediction.passes, self.config.stations) if p.scheduled]
+
+
+def _utc(t: datetime) -> datetime:
+    """A time without a zone is UTC (as everywhere in groundctl)."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 
 
 def _result(outcome: Any) -> CommandResult:

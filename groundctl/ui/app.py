@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -21,6 +22,7 @@ from textual.containers import Grid
 from textual.events import Resize
 from textual.screen import Screen
 from textual.theme import Theme
+from textual.timer import Timer
 from textual.widgets import Footer, Static, Tab, Tabs
 
 from groundctl.ui.backend import Backend
@@ -123,7 +125,7 @@ class ConsoleApp(App[None]):
     """groundctl's console. `backend` may be started already (tests) or not (the CLI
     starts it here, in a worker thread, showing progress meanwhile)."""
 
-    CSS_PATH = "console.tcss"
+    CSS_PATH = str(Path(__file__).with_name("console.tcss"))
     TITLE = "groundctl"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
@@ -151,6 +153,8 @@ class ConsoleApp(App[None]):
         self.register_theme(HIGH_CONTRAST)
         self.theme = THEMES.get(theme, theme)
         self.started = False
+        self.stopping = False
+        self._refresh_timer: Timer | None = None
         self.start_error = ""
         self.main_screen = MainScreen(backend)
 
@@ -183,12 +187,14 @@ class ConsoleApp(App[None]):
         for pane in self.main_screen.query(Pane):
             pane.first_update(snapshot)
         self.main_screen.query_one(StatusBar).show(snapshot, 0.0)
-        self.set_interval(self.refresh_s, self.refresh_panes)
+        self._refresh_timer = self.set_interval(self.refresh_s, self.refresh_panes)
 
     def refresh_panes(self) -> None:
         """Hand what changed to the panes; ring and flash on a new red alert."""
         import time
 
+        if self.stopping:
+            return
         snapshot = self.backend.state.take()
         for pane in self.main_screen.query(Pane):
             pane.update_from(snapshot)
@@ -239,6 +245,9 @@ class ConsoleApp(App[None]):
 
     async def action_quit(self) -> None:
         """Stop the ground segment (every frame archived), then exit."""
+        self.stopping = True
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
         self.main_screen.query_one(StatusBar).update(" stopping: archiving everything received...")
         await self._stop_backend()
         self.exit()

@@ -155,6 +155,7 @@ class Backend:
             asyncio.create_task(self._pump(others), name="console-messages"),
             asyncio.create_task(self._clock(), name="console-clock"),
         ]
+        self.state.set_clock(self.clock())  # the first snapshot has the real clock
         self._ready.set()
         try:
             await self._stop.wait()
@@ -223,7 +224,7 @@ class Backend:
 
     def nodes(self) -> list[str]:
         """Nodes the console knows: configured, served by a link, or heard from."""
-        names = set(self.state.nodes) | set(self.config.nodes)
+        names = self.state.node_names() | set(self.config.nodes)
         for link in self.links:
             fleet = getattr(link, "fleet", None)
             if fleet is not None:

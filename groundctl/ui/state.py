@@ -140,6 +140,11 @@ class ConsoleState:
             self.clock_s = now_s
             self.lag_s = lag_s
 
+    def node_names(self) -> set[str]:
+        """The nodes heard from so far (a copy, safe from any thread)."""
+        with self._lock:
+            return set(self.nodes)
+
     def note(self, event: Event) -> None:
         """An event from the console itself (an operator action, an error)."""
         with self._lock:

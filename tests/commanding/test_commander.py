@@ -9,6 +9,7 @@ from the archive by the mission database) and against the archive's own tables.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -269,6 +270,7 @@ KEYED = '[nodes.ODC-02]\nkey_env = "GROUNDCTL_TEST_KEY_ODC_02"\n'
 @aio
 async def test_signed_commands_verify_and_replays_are_rejected(tmp_path, monkeypatch):
     monkeypatch.setenv("GROUNDCTL_TEST_KEY_ODC_02", KEY_HEX)
+    started = time.time()
     config = write_config(tmp_path, KEYED)
     path = tmp_path / "groundctl.db"
     link = sim_link(config, start=START, speed=50, nodes="ODC-02", gate=False)
@@ -298,9 +300,10 @@ async def test_signed_commands_verify_and_replays_are_rejected(tmp_path, monkeyp
     texts = [t for (_, i, _, t) in node_events(path, "ODC-02") if i in (8, 9)]
     assert any("not above" in t for t in texts) and any("bad MAC" in t for t in texts)
     assert comms(path, "ODC-02")[-1]["CMD_COUNT"] == 2  # forgeries executed nothing
-    counters = rows(path, "SELECT counter FROM commands ORDER BY id")
-    assert counters == [(1,), (2,), (3,)]
-    assert rows(path, "SELECT counter FROM command_counters") == [(3,)]
+    counters = [c for (c,) in rows(path, "SELECT counter FROM commands ORDER BY id")]
+    assert len(counters) == 3 and counters == sorted(set(counters))  # strictly increasing
+    assert counters[0] >= int(started * 1000)  # never below the wall clock in ms
+    assert rows(path, "SELECT counter FROM command_counters") == [(counters[-1],)]
     # the key is nowhere in the archive
     data = b"".join(p.read_bytes() for p in tmp_path.glob("groundctl.db*"))
     assert bytes.fromhex(KEY_HEX) not in data and KEY_HEX.encode() not in data

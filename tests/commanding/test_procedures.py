@@ -100,7 +100,7 @@ def test_dry_run_validates_everything_and_sends_nothing(tmp_path):
     )
     assert code == 0, output
     assert "dry run: nothing is sent" in output
-    assert "cmd ODC-01 SUBMIT_JOB job_id=1001 gpu_seconds=3600 priority=NORMAL: valid" in output
+    assert "cmd ODC-01 SUBMIT_JOB job_id=1001 gpu_seconds=900 priority=NORMAL: valid" in output
     db = tmp_path / "groundctl.db"
     assert rows(db, "SELECT count(*) FROM commands") == [(0,)]
     assert rows(db, "SELECT count(*) FROM frames") == [(0,)]

@@ -254,9 +254,16 @@ def test_timeout_when_nothing_relevant_arrives(mission, steps):
     sent_s = verifier.sent_s
     assert verifier.tick(sent_s + 9.999) == []
     changes = feed(verifier, steps, start)
-    assert changes == [StageChange("timeout", sent_s + 10, "no acceptance within 10 s")]
+    ci_lab = "event CI_LAB_APP 8 ERROR: CI: L369, cmd 186 c00 dropped, bad length=3\n"
+    assert changes == [
+        StageChange(
+            "timeout",
+            sent_s + 10,
+            f"no acceptance within 10 s; the node reported meanwhile: {ci_lab}",
+        )
+    ]
     assert verifier.done and verifier.stage == "timeout"
-    # CI_LAB's error event arrived meanwhile (it is kept, but it is not this command's)
+    # CI_LAB's error event arrived meanwhile: reported as context, not as this command's
     assert verifier.errors == [
         "event CI_LAB_APP 8 ERROR: CI: L369, cmd 186 c00 dropped, bad length=3\n"
     ]
@@ -286,7 +293,8 @@ def test_timeout_names_the_missing_baselines(mission, steps):
             "timeout",
             verifier.sent_s + 10,
             "no acceptance within 10 s (no value of ES_HK.CMD_COUNT, ES_HK.ERR_COUNT "
-            "before sending to compare with)",
+            "before sending to compare with); the node reported meanwhile: event CI_LAB_APP 8 "
+            "ERROR: CI: L369, cmd 186 c00 dropped, bad length=3\n",
         )
     ]
 
@@ -363,7 +371,14 @@ def test_an_expression_that_stays_false_times_out(mission, steps):
         mission, steps, start, Verification(completed=("ES_HK.CMD_COUNT == 7",), timeout_s=5)
     )
     changes = feed(verifier, steps, start)
-    assert changes == [StageChange("timeout", verifier.sent_s + 5, "no acceptance within 5 s")]
+    assert changes == [
+        StageChange(
+            "timeout",
+            verifier.sent_s + 5,
+            "no acceptance within 5 s; the node reported meanwhile: event CFE_ES 22 ERROR: "
+            "Invalid ground command code: ID = 0x1806, CC = 85",
+        )
+    ]
 
 
 # --- no rules; completion without a decidable acceptance ---------------------------------------

@@ -22,6 +22,7 @@ class Pane(Vertical, can_focus=False):
 
     TITLE: ClassVar[str] = ""
     KEY: ClassVar[str] = ""
+    ALLOW_MAXIMIZE = True  # `z` zooms it
 
     def __init__(self, backend: Backend, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
