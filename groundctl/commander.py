@@ -337,7 +337,8 @@ class Commander:
         )
 
     async def shelve(self, alert_id: int, until_s: float) -> None:
-        """Shelve an alert (an override of the limit checking), with an audit row."""
+        """Shelve an alert (its limit checking is set aside until then), with an audit
+        row."""
         if self.actor.role == "viewer":
             raise CommandError(f"{self.operator} is a viewer and may not shelve alerts")
         change = self.engine.shelve(alert_id, until_s)
@@ -431,15 +432,14 @@ class Commander:
                 link is None or not link.in_contact(node)
             ):
                 aos = link.next_contact(node) if link is not None else None
-                if record.release == "time":
+                tagged = early and now < (record.release_at or 0.0)
+                if tagged:
                     aos = record.release_at
                 if self._announced.get(record.id, "unset") != aos:
                     self._announced[record.id] = aos
                     if record.release != "time":
                         await self.store.call(self.store.set_release_at, record.id, aos)
-                    waiting = StageChange(
-                        "queued", now, _waiting(link, aos, record.release == "time")
-                    )
+                    waiting = StageChange("queued", now, _waiting(link, aos, tagged))
                     self._remember(record.id, waiting)
                     self._publish(record.id, node, waiting, aos)
                 await wake.wait()

@@ -171,6 +171,8 @@ def test_the_documented_example_loads(tmp_path):
     (tmp_path / "fleet.tle").write_text(TLE)
     (tmp_path / "missions").mkdir()
     (tmp_path / "missions" / "odc-node.toml").write_text("")
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "odc-01.key").write_text("00" * 32)
     path = tmp_path / "groundctl.toml"
     path.write_text(example)
     cfg = load_config(path)

@@ -46,7 +46,7 @@ class CommandRecord:
     hazardous: bool
     confirmed: bool
     source: str
-    release: str  # now, aos, time
+    release: str  # now (as soon as in contact), time (time tag)
     release_at: float | None
     status: str
     detail: str
@@ -334,7 +334,7 @@ class CommandStore:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """An audit row for an operator action with no other record (a refused command,
-        an alert acknowledged or shelved, an override)."""
+        an alert acknowledged or shelved)."""
         self._write(
             lambda conn: audit.append(
                 conn,
@@ -505,21 +505,11 @@ class CommandStore:
 def _release_text(release: str, release_at: float | None) -> str:
     from datetime import UTC, datetime
 
-    if release == "now":
-        return (
-            "release at the next contact"
-            if release_at is None
-            else (
-                "release at the next contact (AOS "
-                + datetime.fromtimestamp(release_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-                + ")"
-            )
-        )
     when = (
         datetime.fromtimestamp(release_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         if release_at is not None
-        else "unknown"
+        else None
     )
     if release == "time":
-        return f"time tag {when}"
-    return f"next contact (AOS {when})"
+        return f"time tag {when or 'unknown'}"
+    return "release at the next contact" + (f" (AOS {when})" if when else "")

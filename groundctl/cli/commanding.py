@@ -112,9 +112,9 @@ def sim_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--wait/--no-wait",
     default=False,
-    help="Keep running until the command is verified, through to the node's next contact "
-    "if it is out of contact now. Default: verify it when the node is in contact now, "
-    "else leave it queued in the archive for the next contact.",
+    help="Keep running until the command is verified, through to the node's next contact, "
+    "its time tag or the commands ahead of it. Default: verify it when it can go within "
+    "a few seconds, else leave it queued in the archive and exit.",
 )
 @click.option("--timeout", type=float, help="Give up waiting after this many seconds (clock).")
 @sim_options
@@ -136,9 +136,10 @@ def cmd(
 
     The command is checked against the node's mission database and your role; a
     hazardous one needs --confirm. It is sent when the node is in contact and verified
-    from its telemetry (accepted, completed, or failed / timed out), or queued in the
-    archive for the node's next contact. Exit status 0 when completed (or queued), 1
-    when it failed or timed out, 2 when it was refused.
+    from its telemetry (accepted, completed, or failed / timed out). When it must wait
+    (for the node's next contact, its --at time tag, or commands ahead of it) it stays
+    queued in the archive and this exits, unless --wait. Exit status 0 when completed
+    (or left queued), 1 when it failed or timed out, 2 when it was refused.
 
     \b
     Examples:
@@ -193,8 +194,8 @@ def cmd(
                     continue
                 if show(message) and not wait and _left_queued(message, clock()):
                     out.print(
-                        f"command {outcome.command_id} stays queued in {path} for the next "
-                        "contact (groundctl queue list)"
+                        f"command {outcome.command_id} stays queued in {path} "
+                        "(groundctl queue list; it is released by whichever groundctl runs then)"
                     )
                     return 0
             for message in subscription.drain():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from groundctl.mdb.model import Argument, int_range
 
 Raw = int | float | str | bytes
@@ -52,6 +54,8 @@ def convert_argument(argument: Argument, value: object) -> Raw:
             raise ArgumentError(
                 f"{name}: {number} does not fit {argument.kind}{argument.bits} ({low} to {high})"
             )
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ArgumentError(f"{name}: expected a finite number, found {number!r}")
     if argument.minimum is not None and number < argument.minimum:
         raise ArgumentError(f"{name}: {number} is below the minimum {argument.minimum:g}")
     if argument.maximum is not None and number > argument.maximum:

@@ -262,7 +262,8 @@ class ProcedureRunner:
             return "interrupted", "stopped by the operator"
         except GroundctlError as error:
             where = _procedure_frames(error, self.path)
-            return "failed", error.message + (f" (at {where})" if where else "")
+            hint = f" ({error.hint})" if error.hint else ""
+            return "failed", error.message + hint + (f" (at {where})" if where else "")
         except Exception as error:
             where = _procedure_frames(error, self.path)
             return "error", f"{type(error).__name__}: {error}" + (f" (at {where})" if where else "")
