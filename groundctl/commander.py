@@ -425,6 +425,7 @@ class Commander:
             if not queue:
                 return
             record = queue[0]
+            self._texts.setdefault(record.id, record.text)  # queued by an earlier run
             now = self.engine.clock()
             link = self.link_for(node)
             early = record.release == "time" and record.release_at is not None
@@ -510,10 +511,12 @@ class Commander:
 
             counter = await self.store.call(self.store.next_counter, node)
             packet = sign(packet, key, counter, checksum=mission.checksum)
-        await self.store.call(
-            self.store.stage, record.id, "released", now, f"via link {link.name}",
+        released_now = await self.store.call(
+            self.store.release, record.id, now, f"via link {link.name}",
             actor=actor, link=link.name, counter=counter,
         )  # fmt: skip
+        if not released_now:
+            return  # cancelled while it was being prepared: never sent
         released = StageChange("released", now, f"via link {link.name}")
         self._remember(record.id, released)
         self._publish(record.id, node, released)

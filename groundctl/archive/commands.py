@@ -243,6 +243,47 @@ class CommandStore:
 
         self._write(write)
 
+    def release(
+        self,
+        command_id: int,
+        time_s: float,
+        detail: str,
+        *,
+        actor: Actor,
+        link: str,
+        counter: int | None,
+    ) -> bool:
+        """Mark a queued command released; False (nothing written) when it is no longer
+        queued (cancelled meanwhile), so it must not be sent."""
+
+        def write(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE commands SET status = 'released', detail = ?, updated = ?, link = ?, "
+                "counter = coalesce(?, counter) WHERE id = ? AND status = 'queued'",
+                (detail, time_s, link, counter, command_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            conn.execute(
+                "INSERT INTO command_stages (command_id, time, stage, detail) "
+                "VALUES (?, ?, 'released', ?)",
+                (command_id, time_s, detail),
+            )
+            node = conn.execute("SELECT node FROM commands WHERE id = ?", (command_id,)).fetchone()
+            audit.append(
+                conn,
+                time_s=time_s,
+                operator=actor.operator,
+                role=actor.role,
+                action="released",
+                node=node[0],
+                command_id=command_id,
+                detail={"detail": detail},
+            )
+            return True
+
+        return self._write(write)
+
     def set_release_at(self, command_id: int, release_at: float | None) -> None:
         """The expected AOS of a command waiting for its contact (no audit: a forecast)."""
         self._write(

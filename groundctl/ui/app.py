@@ -98,7 +98,9 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.backend)
-        yield Tabs(*(Tab(f"{p.TITLE} [{p.KEY}]", id=f"tab-{p.KEY}") for p in PANES), id="tabs")
+        yield Tabs(
+            *(Tab(Text(f"{p.TITLE} [{p.KEY}]"), id=f"tab-{p.KEY}") for p in PANES), id="tabs"
+        )
         with Grid(id="panes"):
             for pane in PANES:
                 yield pane(self.backend, id=f"pane-{pane.TITLE.lower()}")
@@ -193,7 +195,7 @@ class ConsoleApp(App[None]):
         """Hand what changed to the panes; ring and flash on a new red alert."""
         import time
 
-        if self.stopping:
+        if self.stopping or not self.is_running or not self.main_screen.is_attached:
             return
         snapshot = self.backend.state.take()
         for pane in self.main_screen.query(Pane):

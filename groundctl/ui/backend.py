@@ -58,7 +58,6 @@ class Backend:
         links: list[Link] | None = None,
         operator: str | None = None,
         role: str | None = None,
-        commanding: bool = True,
     ) -> None:
         self.config = config
         self.archive_path = Path(archive_path)
@@ -67,7 +66,6 @@ class Backend:
         self.given_links = links
         self.operator = operator
         self.role = role
-        self.commanding = commanding
         self.state = ConsoleState()
         self.session: Session | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -75,7 +73,9 @@ class Backend:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._stop: asyncio.Event | None = None
-        self._archive: Any = None  # a read connection for history, on the engine's thread
+        # a read connection for history, used from one thread of its own
+        self._archive: Any = None
+        self._reader = concurrent.futures.ThreadPoolExecutor(1, "groundctl-history")
 
     # --- lifecycle (any thread) --------------------------------------------------------------
     def start(self, timeout_s: float = 120.0) -> None:
@@ -167,7 +167,8 @@ class Backend:
             bus.unsubscribe(others)
             await session.stop()
             if self._archive is not None:
-                await asyncio.to_thread(self._archive.close)
+                await asyncio.get_running_loop().run_in_executor(self._reader, self._archive.close)
+            self._reader.shutdown(wait=False)
 
     async def _pump(self, subscription: Any, period_s: float = 0.0) -> None:
         """Apply what arrives to the state; with `period_s`, at most that often (the
@@ -270,7 +271,8 @@ class Backend:
             ]
 
         async def run() -> list[tuple[float, Any]]:
-            return await asyncio.to_thread(read)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._reader, read)
 
         return await self.call(run())
 

@@ -198,7 +198,19 @@ class ConsoleState:
                 list(self.events),
                 dict(self.alerts),
                 [],
-                {i: v for i, v in self.commands.items()},
+                {
+                    i: CommandView(
+                        v.command_id,
+                        v.node,
+                        v.text,
+                        v.stage,
+                        v.detail,
+                        v.time_s,
+                        v.release_at,
+                        list(v.stages),
+                    )
+                    for i, v in self.commands.items()
+                },
                 dict(self.links),
                 self.frames,
                 self.lag_s,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual.containers import Vertical
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ class Pane(Vertical, can_focus=False):
     def __init__(self, backend: Backend, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
         self.backend = backend
-        self.border_title = f"{self.TITLE} [{self.KEY}]" if self.KEY else self.TITLE
+        # Text, not markup: "[p]" would be read as a style
+        self.border_title = Text(f"{self.TITLE} [{self.KEY}]" if self.KEY else self.TITLE)
 
     def first_update(self, snapshot: Snapshot) -> None:
         """Everything current, once the ground segment is up (default: `update_from`)."""
