@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml plugins/groundctl-kiss/pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/groundctl passes
+	$(BIN)/groundctl demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check groundctl tests bench screenshots plugins

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from groundctl.bus import Bus
 from groundctl.commander import Commander
 from groundctl.config import Config
 from groundctl.engine import Engine
@@ -70,6 +71,7 @@ class Session:
         operator: str | None = None,
         role: str | None = None,
         source: str = "cli",
+        bus: Bus | None = None,
     ) -> None:
         self.config = config
         self.archive_path = Path(archive_path)
@@ -79,6 +81,7 @@ class Session:
         self.operator = operator
         self.role = role
         self.source = source
+        self.bus = bus  # subscribe to it before start() to miss nothing
         self.links: list[Link] = []
         self.engine: Engine | None = None
         self.commander: Commander | None = None
@@ -104,7 +107,7 @@ class Session:
         # mission databases are files to read and check: off the event loop
         missions, default = await asyncio.to_thread(load_missions, self.config, nodes)
         clock = self.links[0].clock if len(self.links) == 1 else time.time
-        self.engine = Engine(self.archive_path, missions, default, clock=clock)
+        self.engine = Engine(self.archive_path, missions, default, clock=clock, bus=self.bus)
         await self.engine.start()
         self.commander = Commander(
             self.engine,

@@ -8,7 +8,6 @@ at a time, chosen with the tabs or the pane keys, and `z` zooms the focused pane
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,7 +136,6 @@ class ConsoleApp(App[None]):
         Binding("c,colon", "pane('c')", "Command"),
         Binding("e", "pane('e')", "Events", show=False),
         Binding("z", "zoom", "Zoom"),
-        Binding("ctrl+p", "command_palette", "Palette"),
     ]
 
     def __init__(
@@ -259,7 +257,3 @@ class ConsoleApp(App[None]):
 
         await asyncio.to_thread(self.backend.stop)
 
-
-def no_color() -> bool:
-    """NO_COLOR is set (https://no-color.org): Textual then draws without colour."""
-    return bool(os.environ.get("NO_COLOR"))

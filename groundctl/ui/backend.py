@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from groundctl.bus import (
     AlertMessage,
+    Bus,
     CommandMessage,
     EventMessage,
     LinkStateMessage,
@@ -125,6 +126,13 @@ class Backend:
 
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        # subscribed before anything starts: the links' first states and the first
+        # frames are shown too
+        bus = Bus()
+        latest = bus.subscribe(SampleMessage, mode="latest")
+        others = bus.subscribe(
+            EventMessage, AlertMessage, CommandMessage, LinkStateMessage, maxsize=50_000
+        )
         session = Session(
             self.config,
             self.archive_path,
@@ -134,6 +142,7 @@ class Backend:
             operator=self.operator,
             role=self.role,
             source="console",
+            bus=bus,
         )
         try:
             await session.start()
@@ -143,13 +152,6 @@ class Backend:
             return
         self.session = session
         assert session.engine is not None
-        bus = session.engine.bus
-        latest = bus.subscribe(SampleMessage, mode="latest")
-        others = bus.subscribe(
-            EventMessage, AlertMessage, CommandMessage, LinkStateMessage, maxsize=50_000
-        )
-        for link in session.links:
-            self.state.links[link.name] = link.state.value
         tasks = [
             asyncio.create_task(self._pump(latest, CLOCK_PERIOD_S), name="console-samples"),
             asyncio.create_task(self._pump(others), name="console-messages"),

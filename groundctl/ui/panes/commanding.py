@@ -259,6 +259,7 @@ class CommandPane(Pane):
         self._countdown_at = 0.0  # wall clock (monotonic) of the last countdown redraw
         self._nodes_at = 0.0  # and of the last look at the node names
         self._sending = False
+        self.loaded = False  # the archive's history is shown
         self._keep_check = False  # the line was just sent: keep saying so until typing
 
     # --- layout --------------------------------------------------------------------------------
@@ -368,6 +369,7 @@ class CommandPane(Pane):
             )
             added |= self._show(view)
         self._tidy(added)
+        self.loaded = True
 
     # --- the tables ------------------------------------------------------------------------------
     def _show(self, view: CommandView) -> bool:
