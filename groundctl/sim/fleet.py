@@ -310,7 +310,11 @@ class SimFleet:
         return self._in_contact.get(node) if self.gate else None
 
     def reachable(self, node: str) -> bool:
-        return not self.gate or self._in_contact.get(node) is not None
+        """A command sent now reaches `node`: ungated, or in a contact (before the first
+        simulated second, the contact plan says: a fleet may start mid-pass)."""
+        if not self.gate or self._in_contact.get(node) is not None:
+            return True
+        return self.t == self.start_s and self.schedule.at(node, self.t) is not None
 
     def command(self, node: str, raw: bytes) -> None:
         """Deliver a command packet to `node` now. Raises SimError for an unknown node and
