@@ -225,21 +225,7 @@ class CommandStore:
             conn.execute(
                 f"UPDATE commands SET {', '.join(sets)} WHERE id = ?", (*values, command_id)
             )
-            conn.execute(
-                "INSERT INTO command_stages (command_id, time, stage, detail) VALUES (?, ?, ?, ?)",
-                (command_id, time_s, stage, detail),
-            )
-            node = conn.execute("SELECT node FROM commands WHERE id = ?", (command_id,)).fetchone()
-            audit.append(
-                conn,
-                time_s=time_s,
-                operator=actor.operator,
-                role=actor.role,
-                action=stage,
-                node=node[0] if node else "",
-                command_id=command_id,
-                detail={"detail": detail} if detail else {},
-            )
+            _add_stage(conn, command_id, time_s, stage, detail, actor)
 
         self._write(write)
 
@@ -264,22 +250,7 @@ class CommandStore:
             )
             if cursor.rowcount != 1:
                 return False
-            conn.execute(
-                "INSERT INTO command_stages (command_id, time, stage, detail) "
-                "VALUES (?, ?, 'released', ?)",
-                (command_id, time_s, detail),
-            )
-            node = conn.execute("SELECT node FROM commands WHERE id = ?", (command_id,)).fetchone()
-            audit.append(
-                conn,
-                time_s=time_s,
-                operator=actor.operator,
-                role=actor.role,
-                action="released",
-                node=node[0],
-                command_id=command_id,
-                detail={"detail": detail},
-            )
+            _add_stage(conn, command_id, time_s, "released", detail, actor)
             return True
 
         return self._write(write)
@@ -337,22 +308,7 @@ class CommandStore:
                 old = _release_text(row[2], row[3])
                 what.append(f"{old} -> {_release_text(release or '', release_at)}")
             detail = "; ".join(what)
-            conn.execute(
-                "INSERT INTO command_stages (command_id, time, stage, detail) "
-                "VALUES (?, ?, 'edited', ?)",
-                (command_id, time_s, detail),
-            )
-            node = conn.execute("SELECT node FROM commands WHERE id = ?", (command_id,)).fetchone()
-            audit.append(
-                conn,
-                time_s=time_s,
-                operator=actor.operator,
-                role=actor.role,
-                action="edited",
-                node=node[0],
-                command_id=command_id,
-                detail={"change": detail},
-            )
+            _add_stage(conn, command_id, time_s, "edited", detail, actor, {"change": detail})
 
         self._write(write)
         return self.get(command_id)
@@ -541,6 +497,34 @@ class CommandStore:
             )
 
         self._write(write)
+
+
+def _add_stage(
+    conn: sqlite3.Connection,
+    command_id: int,
+    time_s: float,
+    stage: str,
+    detail: str,
+    actor: Actor,
+    audit_detail: Mapping[str, Any] | None = None,
+) -> None:
+    """A row in command_stages and its audit row (action = the stage), in the caller's
+    transaction."""
+    conn.execute(
+        "INSERT INTO command_stages (command_id, time, stage, detail) VALUES (?, ?, ?, ?)",
+        (command_id, time_s, stage, detail),
+    )
+    node = conn.execute("SELECT node FROM commands WHERE id = ?", (command_id,)).fetchone()
+    audit.append(
+        conn,
+        time_s=time_s,
+        operator=actor.operator,
+        role=actor.role,
+        action=stage,
+        node=node[0] if node else "",
+        command_id=command_id,
+        detail=audit_detail if audit_detail is not None else ({"detail": detail} if detail else {}),
+    )
 
 
 def _release_text(release: str, release_at: float | None) -> str:

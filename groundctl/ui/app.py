@@ -256,4 +256,3 @@ class ConsoleApp(App[None]):
         import asyncio
 
         await asyncio.to_thread(self.backend.stop)
-

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from testsupport import aio, rows  # noqa: F401  (re-exported for the tests here)
 
 from groundctl.config import Config, demo_config_path, load_config
 from groundctl.fleet import load_fleet
@@ -69,14 +70,6 @@ async def session_for(
     return session
 
 
-def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
 async def until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
     """Wait (wall clock) until `predicate()` holds, checking as the loop runs."""
     loop = asyncio.get_running_loop()
@@ -85,13 +78,3 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
         if loop.time() > end:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
-
-
-def aio(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run an async test function with asyncio.run (the suite has no async plugin)."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(fn(*args, **kwargs))
-
-    return run

@@ -13,16 +13,14 @@ timeout, never slept on.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
+from testsupport import aio, rows
 from ui_support import make_backend
 
 from groundctl.telemetry.alerts import Alert
@@ -34,24 +32,6 @@ FAULTS = "ODC-01 BATTERY_UNDERVOLTAGE at 5 for 600"
 VOLTAGE = "POWER_HK.BATT_VOLTAGE"
 MODE = "POWER_HK.POWER_MODE"
 VIEWER = '[operators]\nalice = "viewer"\n'
-
-
-def aio(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run an async test body with asyncio.run (the suite has no async plugin)."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(fn(*args, **kwargs))
-
-    return run
-
-
-def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 async def until(

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import functools
 import re
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testsupport import aio, rows
 from textual import events
 from textual.widgets import Static
 from ui_support import START, demo_config, make_backend
@@ -38,24 +38,6 @@ from groundctl.ui.panes.commanding import CommandPane, countdown, release_text
 from groundctl.ui.state import CommandView
 
 DIRECTOR = '[operators]\nalice = "flight-director"\n'
-
-
-def aio(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run an async test body with asyncio.run (the suite has no async plugin)."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(fn(*args, **kwargs))
-
-    return run
-
-
-def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 async def until(predicate: Callable[[], Any], what: str, timeout_s: float = 15.0) -> Any:

@@ -10,15 +10,13 @@ Conditions are polled with a timeout, never slept on.
 from __future__ import annotations
 
 import asyncio
-import functools
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from testsupport import aio, rows
 from ui_support import make_backend
 
 from groundctl.telemetry.model import Event
@@ -28,24 +26,6 @@ from groundctl.ui.state import CommandView
 
 FAULTS = "ODC-01 BATTERY_UNDERVOLTAGE at 5 for 20"
 ENDED = "fault BATTERY_UNDERVOLTAGE ended"
-
-
-def aio(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run an async test body with asyncio.run (the suite has no async plugin)."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(fn(*args, **kwargs))
-
-    return run
-
-
-def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 async def until(

@@ -10,14 +10,13 @@ is always in contact (gate off). Conditions are polled with a timeout, never sle
 from __future__ import annotations
 
 import asyncio
-import functools
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from testsupport import aio, rows
 from ui_support import START, make_backend
 
 from groundctl.ui.app import ConsoleApp
@@ -36,24 +35,6 @@ from groundctl.ui.state import Snapshot, Value
 NODE = "ODC-01"
 RUNAWAY = "ODC-01 THERMAL_RUNAWAY at 5 for 3000"
 START_S = START.timestamp()
-
-
-def aio(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run an async test body with asyncio.run (the suite has no async plugin)."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(fn(*args, **kwargs))
-
-    return run
-
-
-def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def archived(path: Path, parameter: str, time_s: float) -> tuple[Any, str] | None:
