@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static, Tab, Tabs
 
 from groundctl.ui.backend import Backend
+from groundctl.ui.palette import NodesAndParameters
 from groundctl.ui.panes.alerts import AlertsPane
 from groundctl.ui.panes.base import Pane
 from groundctl.ui.panes.commanding import CommandPane
@@ -127,6 +128,7 @@ class ConsoleApp(App[None]):
     starts it here, in a worker thread, showing progress meanwhile)."""
 
     CSS_PATH = str(Path(__file__).with_name("console.tcss"))
+    COMMANDS = App.COMMANDS | {NodesAndParameters}
     TITLE = "groundctl"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
@@ -214,6 +216,21 @@ class ConsoleApp(App[None]):
                     self.main_screen.show_pane(pane)
                 pane.focus_pane()
                 return
+
+    def show_node(self, node: str) -> None:
+        """Show `node` in the Telemetry pane (from the command palette)."""
+        pane = self.main_screen.query_one(TelemetryPane)
+        pane.show_node(node)
+        self.action_pane(TelemetryPane.KEY)
+
+    def plot_parameter(self, node: str, parameter: str) -> None:
+        """Show `node` in the Telemetry pane and plot `parameter` (from the palette)."""
+        pane = self.main_screen.query_one(TelemetryPane)
+        if pane.node != node:
+            pane.show_node(node)
+        if (node, parameter) not in pane.traces:
+            pane.toggle_plot((node, parameter))
+        self.action_pane(TelemetryPane.KEY)
 
     def action_zoom(self) -> None:
         """Zoom the focused pane to the whole screen, or back."""
