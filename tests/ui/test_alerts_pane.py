@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from testsupport import aio, rows
+from testsupport import aio, rows, until
 from ui_support import make_backend
 
 from groundctl.telemetry.alerts import Alert
@@ -32,17 +30,6 @@ FAULTS = "ODC-01 BATTERY_UNDERVOLTAGE at 5 for 600"
 VOLTAGE = "POWER_HK.BATT_VOLTAGE"
 MODE = "POWER_HK.POWER_MODE"
 VIEWER = '[operators]\nalice = "viewer"\n'
-
-
-async def until(
-    pilot: Any, predicate: Callable[[], Any], what: str, timeout_s: float = 15.0
-) -> Any:
-    end = time.monotonic() + timeout_s
-    while not (result := predicate()):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-    return result
 
 
 def table(pane: AlertsPane) -> list[tuple[int, list[str]]]:

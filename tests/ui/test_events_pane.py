@@ -10,13 +10,10 @@ Conditions are polled with a timeout, never slept on.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.text import Text
-from testsupport import aio, rows
+from testsupport import aio, rows, until
 from ui_support import make_backend
 
 from groundctl.telemetry.model import Event
@@ -26,17 +23,6 @@ from groundctl.ui.state import CommandView
 
 FAULTS = "ODC-01 BATTERY_UNDERVOLTAGE at 5 for 20"
 ENDED = "fault BATTERY_UNDERVOLTAGE ended"
-
-
-async def until(
-    pilot: Any, predicate: Callable[[], Any], what: str, timeout_s: float = 15.0
-) -> Any:
-    end = time.monotonic() + timeout_s
-    while not (result := predicate()):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-    return result
 
 
 def has(pane: EventsPane, text: str) -> bool:

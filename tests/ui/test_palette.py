@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
-from testsupport import aio
+from testsupport import aio, until
 from ui_support import make_backend
 
 from groundctl.ui.app import ConsoleApp
 from groundctl.ui.panes.telemetry import TelemetryPane
-
-
-async def until(pilot, predicate, what: str, timeout_s: float = 20.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
 
 
 @aio

@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import functools
 import math
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from testsupport import until
 from ui_support import START, make_backend
 
 from groundctl.config import demo_config_path, load_config
@@ -78,17 +78,6 @@ def run(fn: Callable[..., Any]) -> Callable[..., Any]:
         return asyncio.run(fn(*args, **kwargs))
 
     return sync
-
-
-async def until(pilot, condition: Callable[[], Any], what: str, timeout_s: float = 15.0) -> Any:
-    """Poll `condition` until it is true (its value is returned) or fail after a timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
 
 
 @contextlib.asynccontextmanager

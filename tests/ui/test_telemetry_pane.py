@@ -10,13 +10,11 @@ is always in contact (gate off). Conditions are polled with a timeout, never sle
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from testsupport import aio, rows
+from testsupport import aio, rows, until
 from ui_support import START, make_backend
 
 from groundctl.ui.app import ConsoleApp
@@ -47,17 +45,6 @@ def archived(path: Path, parameter: str, time_s: float) -> tuple[Any, str] | Non
         time_s,
     )
     return found[0] if found else None
-
-
-async def until(
-    pilot: Any, predicate: Callable[[], Any], what: str, timeout_s: float = 15.0
-) -> Any:
-    end = time.monotonic() + timeout_s
-    while not (result := predicate()):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-    return result
 
 
 def cell(pane: TelemetryPane, parameter: str, column: str) -> Text:
