@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from groundctl.engine import Engine
 from groundctl.errors import ConfigError
 from groundctl.links.base import Link, LinkContext
 from groundctl.mdb.model import Mission
+from groundctl.orbits.model import Pass
 from groundctl.paths import data_dir
 
 
@@ -50,6 +52,35 @@ def load_missions(config: Config, nodes: list[str]) -> tuple[dict[str, Mission],
         if mission is not None and mission is not default:
             missions[node] = mission
     return missions, default
+
+
+def predicted_contacts(config: Config, start: datetime, end: datetime) -> list[Pass]:
+    """The contact plan of the config's fleet and stations from `start` to `end`:
+    scheduled passes, by AOS (pass prediction: seconds of work, call it off the loop)."""
+    from groundctl.fleet import load_fleet
+    from groundctl.orbits.passes import predict
+    from groundctl.orbits.plan import plan_contacts
+
+    fleet = load_fleet(config, now=start)
+    prediction = predict(fleet.satellites(None), config.stations, start, end, workers=1)
+    planned = plan_contacts(prediction.passes, config.stations)
+    return sorted((p for p in planned if p.scheduled), key=lambda p: p.aos)
+
+
+async def contact_plan(
+    config: Config, links: list[Link], start: datetime, end: datetime
+) -> list[Pass]:
+    """Contacts overlapping `start`..`end`, by AOS: the simulator's own plan when a link
+    simulates the fleet, else predicted in a worker thread."""
+    plan: list[Pass] | None = None
+    for link in links:
+        fleet = getattr(link, "fleet", None)
+        if fleet is not None and hasattr(fleet, "contacts"):
+            plan = list(fleet.contacts())
+            break
+    if plan is None:
+        plan = await asyncio.to_thread(predicted_contacts, config, start, end)
+    return sorted((p for p in plan if p.los > start and p.aos < end), key=lambda p: p.aos)
 
 
 class Session:

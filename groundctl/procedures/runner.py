@@ -584,30 +584,12 @@ class ProcedureRunner:
             )
 
     async def _contacts(self, node: str | None, hours: float) -> list[Pass]:
+        from groundctl.session import contact_plan
+
         start = datetime.fromtimestamp(self.clock(), UTC)
-        end = start + timedelta(hours=hours)
-        plan: list[Pass] | None = None
-        if self.session is not None:
-            for link in self.session.links:
-                fleet = getattr(link, "fleet", None)
-                if fleet is not None and hasattr(fleet, "contacts"):
-                    plan = list(fleet.contacts())
-                    break
-        if plan is None:
-            plan = await asyncio.to_thread(self._predict, start, end)
-        return sorted(
-            (p for p in plan if p.los > start and p.aos < end and (node is None or p.node == node)),
-            key=lambda p: p.aos,
-        )
-
-    def _predict(self, start: datetime, end: datetime) -> list[Pass]:
-        from groundctl.fleet import load_fleet
-        from groundctl.orbits.passes import predict
-        from groundctl.orbits.plan import plan_contacts
-
-        fleet = load_fleet(self.config, now=start)
-        prediction = predict(fleet.satellites(None), self.config.stations, start, end, workers=1)
-        return [p for p in plan_contacts(prediction.passes, self.config.stations) if p.scheduled]
+        links = self.session.links if self.session is not None else []
+        plan = await contact_plan(self.config, links, start, start + timedelta(hours=hours))
+        return [p for p in plan if node is None or p.node == node]
 
 
 def _utc(t: datetime) -> datetime:

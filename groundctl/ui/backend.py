@@ -280,28 +280,9 @@ class Backend:
 
     async def contacts(self, hours: float = 24.0) -> list[Pass]:
         """The contact plan from now for `hours`: the simulator's own plan, else predicted
-        from the config's fleet and stations (off every loop, in a thread)."""
+        from the config's fleet and stations (in a thread, never on a loop)."""
+        from groundctl.session import contact_plan
 
-        async def run() -> list[Pass]:
-            start = datetime.fromtimestamp(self.clock(), UTC)
-            end = start + timedelta(hours=hours)
-            for link in self.links:
-                fleet = getattr(link, "fleet", None)
-                if fleet is not None and hasattr(fleet, "contacts"):
-                    plan = list(fleet.contacts())
-                    return sorted(
-                        (p for p in plan if p.los > start and p.aos < end), key=lambda p: p.aos
-                    )
-            return await asyncio.to_thread(self._predict, start, end)
-
-        return await self.call(run())
-
-    def _predict(self, start: datetime, end: datetime) -> list[Pass]:
-        from groundctl.fleet import load_fleet
-        from groundctl.orbits.passes import predict
-        from groundctl.orbits.plan import plan_contacts
-
-        fleet = load_fleet(self.config, now=start)
-        prediction = predict(fleet.satellites(None), self.config.stations, start, end, workers=1)
-        planned = plan_contacts(prediction.passes, self.config.stations)
-        return sorted((p for p in planned if p.scheduled), key=lambda p: p.aos)
+        start = datetime.fromtimestamp(self.clock(), UTC)
+        end = start + timedelta(hours=hours)
+        return await self.call(contact_plan(self.config, self.links, start, end))
