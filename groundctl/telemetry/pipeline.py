@@ -240,7 +240,7 @@ class TelemetryProcessor:
         changes = []
         for stale in self.staleness.check(now_s):
             change = self.alerts.state_changed(
-                stale.node, f"{stale.packet} (stale)", "stale", stale.last_seen_s, now_s
+                stale.node, f"{stale.packet} (stale)", "stale", stale.last_seen_s, stale.time_s
             )
             if change is not None:
                 changes.append(change)

@@ -61,10 +61,14 @@ class StalenessMonitor:
             self._last.setdefault(key, time_s)
 
     def check(self, now_s: float) -> list[StaleChange]:
-        """Streams that have just gone stale at `now_s` (each reported once)."""
+        """Streams found stale at `now_s` (each reported once). A change's `time_s` is
+        when the stream went stale (its last arrival + its limit), not when the check
+        ran: so live, simulated and replayed telemetry, checked at different moments,
+        raise the same alert at the same time."""
         changes = []
         for key, last in self._last.items():
-            if key not in self._stale and now_s - last > self.limits[key[1]]:
+            limit = self.limits[key[1]]
+            if key not in self._stale and now_s - last > limit:
                 self._stale.add(key)
-                changes.append(StaleChange(key[0], key[1], True, last, now_s))
+                changes.append(StaleChange(key[0], key[1], True, last, last + limit))
         return changes

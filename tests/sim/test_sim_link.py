@@ -135,9 +135,19 @@ def test_silence_in_contact_goes_stale_and_clears_when_the_node_is_heard(tmp_pat
         ("ODC-07", f"{packet} (stale)", "stale")
         for packet in ("ATTITUDE_HK", "COMMS_HK", "COMPUTE_HK", "POWER_HK", "THERMAL_HK")
     ]
-    for *_, raised, cleared in alerts:
-        # stale while ODC-07 is in contact but silent (500 to 620); fresh once heard again
-        assert 503 <= raised < 620 and 620 <= cleared <= 622
+    limits = {p.name: 3 * p.period_s for p in odc.mission.packets.values() if p.period_s}
+    for _, parameter, _, raised, cleared in alerts:
+        # stale while ODC-07 is in contact but silent (500 to 620), from the moment its
+        # last packet before the drop is 3 periods old; fresh once heard again
+        packet = parameter.removesuffix(" (stale)")
+        [[last]] = rows(
+            path,
+            "SELECT max(time) - ? FROM frames WHERE node = 'ODC-07' AND packet = ? AND time < ?",
+            START_S, packet, START_S + 550,
+        )  # fmt: skip
+        assert 495 <= last < 500
+        assert raised == last + limits[packet]
+        assert 620 <= cleared <= 622
     # and ODC-07's long silence after its LOS (865) raised nothing
     assert all(raised < 865 for *_, raised, _ in alerts)
 
@@ -154,9 +164,12 @@ def test_a_node_silent_from_its_aos_goes_stale(tmp_path, config, odc):
         f"{packet} (stale)"
         for packet in ("ATTITUDE_HK", "COMMS_HK", "COMPUTE_HK", "POWER_HK", "THERMAL_HK")
     ]
-    assert {(c.action, c.alert.node, c.time_s - START_S) for c in stale_at_end} == {
-        ("raised", "ODC-07", 3300.0)
-    }
+    # each went stale 3 of its periods after the AOS it should have been heard from
+    limits = {p.name: 3 * p.period_s for p in odc.mission.packets.values() if p.period_s}
+    assert {
+        (c.action, c.alert.node, c.time_s - START_S - limits[c.alert.parameter[: -len(" (stale)")]])
+        for c in stale_at_end
+    } == {("raised", "ODC-07", 3178.0)}
     # those are the only alerts, and the archive has them
     assert rows(path, "SELECT count(*) FROM alerts") == [(5,)]
     aos = rows(path, "SELECT time - ? FROM events WHERE kind = 'aos' ORDER BY id", START_S)
