@@ -96,9 +96,11 @@ class Commander:
         operator: str | None = None,
         role: str | None = None,
         source: str = "cli",
+        disabled: str = "",
     ) -> None:
         self.engine = engine
         self.config = config
+        self.disabled = disabled  # why commanding is disabled (a replay); "" when it is not
         self.missions = dict(missions if missions is not None else engine.missions)
         self.default = default if default is not None else engine.default
         self.operator = operator or login_name()
@@ -204,6 +206,8 @@ class Commander:
         """
         actor = actor or self.actor
         command_text = text if isinstance(text, str) else text.text
+        if self.disabled:
+            raise CommandError(self.disabled)
         try:
             valid = self.check(text)
             check_role(actor.role, actor.operator, valid.text, valid.hazardous)
@@ -549,7 +553,8 @@ class Commander:
         verifier.sent_s = sent_s
         verifier.deadline_s = link.uplink_clock(node) + command.verification.timeout_s
         sent = StageChange("sent", sent_s, f"{len(packet)} bytes")
-        self._pending_stages.append((record.id, node, sent, {"raw": packet}))
+        extra = {"raw": packet, "pass_id": self.engine.passes.current(node)}
+        self._pending_stages.append((record.id, node, sent, extra))
         self._stage_wake.set()
         self._remember(record.id, sent)
         self._publish(record.id, node, sent)
@@ -619,6 +624,7 @@ class Commander:
     def _publish(
         self, command_id: int, node: str, change: StageChange, release_at: float | None = None
     ) -> None:
+        self.engine.command_stage(node, change.stage)  # counted in the node's flown pass
         self.engine.bus.publish(
             CommandMessage(
                 command_id,

@@ -33,8 +33,11 @@ from groundctl.bus import (
 )
 from groundctl.mdb.model import Mission
 from groundctl.telemetry.alerts import Alert, AlertChange
+from groundctl.telemetry.flown import DEFAULT_SILENCE_S, FlownPass, PassRecorder
 from groundctl.telemetry.model import Event, Frame
 from groundctl.telemetry.pipeline import Processed, TelemetryProcessor
+
+PASS_UPDATE_S = 5.0  # wall seconds between writes of the flying passes' figures
 
 
 class Engine:
@@ -56,6 +59,7 @@ class Engine:
         tick_s: float = 1.0,
         clock: Callable[[], float] = time.time,
         batch_rows: int = 20_000,
+        pass_silence_s: float = DEFAULT_SILENCE_S,
     ) -> None:
         self.archive_path = Path(archive_path)
         self.missions = dict(missions or {})
@@ -73,6 +77,11 @@ class Engine:
         # groundctl.commander.Commander, when commands are sent: it sees every processed
         # frame, every event and every tick (verification, release at AOS, timeouts)
         self.commander: Commander | None = None
+        # flown passes: every frame, event, alert and command is counted in its node's
+        # open pass (groundctl.telemetry.flown)
+        self.passes = PassRecorder(silence_s=pass_silence_s)
+        self._passes_written = 0.0  # monotonic time the flying passes' rows were last written
+        self._processed_listeners: list[Callable[[Processed], None]] = []
 
     async def start(self) -> None:
         """Open (create, migrate) the archive and start the staleness ticker."""
@@ -83,10 +92,18 @@ class Engine:
             self.missions, self.default, first_alert_id=self.writer.next_alert_id
         )
         self.processor.restore_alerts(await asyncio.to_thread(self._open_alerts))
+        self.passes.next_id = self.writer.next_pass_id
         self._ticker = asyncio.create_task(self._tick_forever(), name="engine-ticker")
 
     def _open_alerts(self) -> list[Alert]:
         with open_archive(self.archive_path) as archive:
+            # passes left flying by a groundctl that stopped without closing them
+            archive.conn.execute(
+                "UPDATE flown_passes SET status = 'interrupted', los = coalesce("
+                "(SELECT max(time) FROM frames WHERE pass_id = flown_passes.id), aos) "
+                "WHERE status = 'flying'"
+            )
+            archive.conn.commit()
             return open_alerts(archive)
 
     async def stop(self) -> None:
@@ -99,6 +116,7 @@ class Engine:
                 await self._ticker
             self._ticker = None
         if self.writer is not None:
+            self._write_passes(self.passes.close_all(self.clock(), "interrupted"))
             await self.writer.aclose()
             self.writer = None
 
@@ -113,7 +131,24 @@ class Engine:
         """Process, archive and publish one received frame."""
         assert self.processor is not None and self.writer is not None, "call start() first"
         processed = self.processor.process(frame)
-        await self.writer.aput(processed)
+        raised = 0
+        for change in processed.alerts:
+            raised += change.action == "raised"
+        pass_id, opened = self.passes.downlink(
+            frame.node,
+            frame.link,
+            frame.time_s,
+            len(frame.raw),
+            status=processed.status,
+            packet_id=processed.packet_id,
+            sequence=processed.sequence_count,
+            samples=len(processed.samples),
+            events=len(processed.events),
+            alerts_raised=raised,
+        )
+        if opened:
+            self._write_passes(opened)
+        await self.writer.aput(processed, pass_id)
         publish = self.bus.publish
         for sample in processed.samples:
             publish(SampleMessage(sample))
@@ -123,6 +158,8 @@ class Engine:
             publish(AlertMessage(change))
         if self.commander is not None:
             self.commander.on_frame(frame, processed)
+        for listener in self._processed_listeners:
+            listener(processed)
         publish(
             FrameMessage(
                 frame.node,
@@ -138,7 +175,7 @@ class Engine:
     async def sent(self, frame: Frame) -> None:
         """Archive a frame sent to a node (an uplink), and publish its summary."""
         assert self.writer is not None, "call start() first"
-        self.writer.add_frame(frame, "sent")
+        self.writer.add_frame(frame, "sent", pass_id=self.passes.uplink(frame.node, len(frame.raw)))
         self.bus.publish(
             FrameMessage(frame.node, frame.link, None, "sent", len(frame.raw), frame.time_s)
         )
@@ -173,6 +210,14 @@ class Engine:
         self._pumps[link.name] = task
         return task
 
+    def on_processed(self, listener: Callable[[Processed], None]) -> None:
+        """Call `listener(processed)` for every received frame, once it is processed."""
+        self._processed_listeners.append(listener)
+
+    def pump(self, name: str) -> asyncio.Task[int]:
+        """The task pumping the frames of attached link `name` (it ends with them)."""
+        return self._pumps[name]
+
     async def detach(self, name: str) -> int:
         """Close an attached link and wait until every frame it delivered is processed;
         return how many it delivered."""
@@ -189,22 +234,49 @@ class Engine:
             Event(now, link.node, "ground", "link-state", severity,
                   f"link {link.name}: {old.value} -> {new.value}")
         )  # fmt: skip
+        if new.value == "down":  # an outage (a link closed may still deliver its last frames)
+            self._write_passes(self.passes.link_down(link.name, now))
 
     def _link_event(self, link: Link, event: Event) -> None:
-        if self.processor is not None and event.source == "ground":
+        ground = event.source == "ground"
+        if self.processor is not None and ground:
             if event.kind == "los":
                 self.processor.contact_lost(event.node)
             elif event.kind == "aos":
                 self.processor.contact_gained(event.node, event.time_s)
+        if ground and event.kind == "aos":
+            contact = link.contact_at(event.node, event.time_s)
+            self._write_passes(
+                self.passes.aos(
+                    event.node,
+                    link.name,
+                    event.time_s,
+                    station=contact.station if contact is not None else "",
+                    planned_aos=contact.aos.timestamp() if contact is not None else None,
+                    planned_los=contact.los.timestamp() if contact is not None else None,
+                    max_elevation_deg=contact.max_elevation_deg if contact is not None else None,
+                )
+            )
         self.note(event)
+        if ground and event.kind == "los":
+            self._write_passes(self.passes.los(event.node, event.time_s))
         if self.commander is not None:
             self.commander.on_event(event)
 
     def note(self, event: Event) -> None:
         """Archive and publish an event the ground noticed (link states, AOS/LOS...)."""
         if self.writer is not None:
-            self.writer.add_events([event])
+            self.writer.add_events([event], self.passes.event(event.node))
         self.bus.publish(EventMessage(event))
+
+    def command_stage(self, node: str, stage: str) -> int | None:
+        """A command of `node` reached `stage` (the commander says): counted in the node's
+        open pass, whose id is returned (None outside a pass)."""
+        return self.passes.command(node, stage)
+
+    def _write_passes(self, passes: list[FlownPass]) -> None:
+        if passes and self.writer is not None:
+            self.writer.add_passes(p.row() for p in passes)
 
     def acknowledge(self, alert_id: int, who: str, comment: str = "") -> AlertChange:
         """Acknowledge an alert (archived and published). KeyError if unknown."""
@@ -222,8 +294,11 @@ class Engine:
 
     def _record(self, changes: list[AlertChange]) -> None:
         assert self.writer is not None
-        self.writer.add_alerts(changes)
         for change in changes:
+            raised_in = None
+            if change.action == "raised":
+                raised_in = self.passes.alert_raised(change.alert.node)
+            self.writer.add_alerts([change], raised_in)
             self.bus.publish(AlertMessage(change))
 
     async def _tick_forever(self) -> None:
@@ -241,6 +316,13 @@ class Engine:
         changes = self.processor.tick(now)
         if changes:
             self._record(changes)
+        self._write_passes(self.passes.tick(now))
+        # the flying passes' figures so far, every few seconds (an archive read meanwhile,
+        # or one left by a crash, shows them)
+        wall = time.monotonic()
+        if wall - self._passes_written >= PASS_UPDATE_S:
+            self._passes_written = wall
+            self._write_passes(self.passes.flying())
         if self.commander is not None:
             self.commander.on_tick(now)
         return changes

@@ -207,8 +207,10 @@ class CommandStore:
         raw: bytes | None = None,
         counter: int | None = None,
         status: str | None = None,
+        pass_id: int | None = None,
     ) -> None:
-        """Record a stage (and the command's new status, `stage` unless given)."""
+        """Record a stage (and the command's new status, `stage` unless given);
+        `pass_id`: the flown pass the command was sent in."""
 
         def write(conn: sqlite3.Connection) -> None:
             sets = ["status = ?", "detail = ?", "updated = ?"]
@@ -222,6 +224,9 @@ class CommandStore:
             if counter is not None:
                 sets.append("counter = ?")
                 values.append(counter)
+            if pass_id is not None:
+                sets.append("pass_id = ?")
+                values.append(pass_id)
             conn.execute(
                 f"UPDATE commands SET {', '.join(sets)} WHERE id = ?", (*values, command_id)
             )

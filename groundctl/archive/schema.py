@@ -281,9 +281,57 @@ _V4 = _statements(
     "FROM command_stages",
 )
 
+# Flown passes: one row per pass as it was flown (AOS to LOS of a node at a station, or,
+# on a link without a contact plan, a span of reception), with its summary figures. The
+# frames of a pass (down and up), its events, the alerts raised in it and the commands
+# sent in it carry its id in `pass_id`; its samples are its frames' samples.
+_V5 = _statements(
+    """CREATE TABLE flown_passes (
+        id INTEGER PRIMARY KEY,
+        node TEXT NOT NULL,
+        station TEXT NOT NULL,      -- the contact plan's station; '' for a link without one
+        link TEXT NOT NULL,
+        aos REAL NOT NULL,          -- AOS (or the first frame), Unix seconds
+        los REAL,                   -- LOS (or the last frame); NULL while flying
+        status TEXT NOT NULL,       -- flying, flown, interrupted (groundctl stopped in it)
+        planned_aos REAL,           -- the contact plan's AOS, LOS and maximum elevation
+        planned_los REAL,
+        max_elevation_deg REAL,
+        frames_down INTEGER NOT NULL,
+        bytes_down INTEGER NOT NULL,
+        frames_up INTEGER NOT NULL,
+        bytes_up INTEGER NOT NULL,
+        malformed INTEGER NOT NULL, -- downlink frames that could not be decoded
+        unknown INTEGER NOT NULL,   -- packets the mission database does not define
+        gaps INTEGER NOT NULL,      -- sequence-count discontinuities
+        missing INTEGER NOT NULL,   -- packets missing by their sequence counts
+        longest_silence_s REAL NOT NULL,  -- longest time between two downlink frames
+        samples INTEGER NOT NULL,
+        events INTEGER NOT NULL,    -- node events and ground events of the pass
+        alerts_raised INTEGER NOT NULL,
+        commands_sent INTEGER NOT NULL,
+        commands_verified INTEGER NOT NULL,  -- completed
+        commands_failed INTEGER NOT NULL     -- failed or timed out
+    )""",
+    "CREATE INDEX flown_passes_node_aos ON flown_passes(node, aos)",
+    "CREATE INDEX flown_passes_aos ON flown_passes(aos)",
+    "ALTER TABLE frames ADD COLUMN pass_id INTEGER",
+    "ALTER TABLE events ADD COLUMN pass_id INTEGER",
+    "ALTER TABLE alerts ADD COLUMN pass_id INTEGER",
+    "ALTER TABLE commands ADD COLUMN pass_id INTEGER",
+    # Partial indexes: frames outside any pass cost nothing more to insert.
+    "CREATE INDEX frames_pass ON frames(pass_id) WHERE pass_id IS NOT NULL",
+    "CREATE INDEX events_pass ON events(pass_id) WHERE pass_id IS NOT NULL",
+    "CREATE INDEX alerts_pass ON alerts(pass_id) WHERE pass_id IS NOT NULL",
+    "CREATE INDEX commands_pass ON commands(pass_id) WHERE pass_id IS NOT NULL",
+    f"CREATE VIEW flown_passes_utc AS SELECT {_UTC.format('aos')} AS aos_utc, "
+    f"{_UTC.format('los')} AS los_utc, * FROM flown_passes",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tle sets, tles, prediction runs, passes", _V1),
     Migration(2, "telemetry: frames, samples, events, alerts", _V2),
     Migration(3, "audit trail, append-only and hash-chained", _V3),
     Migration(4, "commands, stages, queue, counters; procedure runs and log", _V4),
+    Migration(5, "flown passes, linked to their frames, events, alerts and commands", _V5),
 )

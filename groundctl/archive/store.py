@@ -695,10 +695,16 @@ class Archive:
         return [StoredSample(*latest[name][:6]) for name in sorted(latest)]
 
     def downlink_frames(
-        self, start_s: float, end_s: float, *, node: str | None = None
+        self,
+        start_s: float,
+        end_s: float,
+        *,
+        node: str | None = None,
+        pass_id: int | None = None,
     ) -> Iterator[StoredFrame]:
         """Downlink frames received with start_s <= time < end_s (Unix seconds), of one node
-        or all, in receive order (time, then id), every status, read lazily."""
+        or all (or of one flown pass), in receive order (time, then id), every status,
+        read lazily."""
         sql = (
             "SELECT id, time, node, link, status, raw FROM frames "
             "WHERE direction = 'down' AND time >= ? AND time < ?"
@@ -707,8 +713,79 @@ class Archive:
         if node is not None:
             sql += " AND node = ?"
             args.append(node)
+        if pass_id is not None:
+            sql += " AND pass_id = ?"
+            args.append(pass_id)
         cursor = self.conn.execute(sql + " ORDER BY time, id", args)
         return (StoredFrame(*row) for row in cursor)
+
+    # --- flown passes -------------------------------------------------------------------
+    def flown_pass(self, pass_id: int) -> dict[str, Any] | None:
+        """The `flown_passes` row `pass_id` as a dict, or None."""
+        cursor = self.conn.execute("SELECT * FROM flown_passes WHERE id = ?", (pass_id,))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+    def flown_passes(
+        self,
+        *,
+        node: str | None = None,
+        station: str | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Flown passes (rows as dicts) overlapping start_s..end_s, of a node and a station
+        when given, by AOS; with `limit`, the newest `limit` of them (still by AOS)."""
+        where = ["1"]
+        args: list[Any] = []
+        if node is not None:
+            where.append("node = ?")
+            args.append(node)
+        if station is not None:
+            where.append("station = ?")
+            args.append(station)
+        if start_s is not None:
+            where.append("(los IS NULL OR los >= ?)")
+            args.append(start_s)
+        if end_s is not None:
+            where.append("aos < ?")
+            args.append(end_s)
+        sql = f"SELECT * FROM flown_passes WHERE {' AND '.join(where)} ORDER BY aos DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        cursor = self.conn.execute(sql, args)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in reversed(cursor.fetchall())]
+
+    def contact_events(
+        self,
+        start_s: float,
+        end_s: float,
+        *,
+        node: str | None = None,
+        pass_id: int | None = None,
+    ) -> list[tuple[float, str, str, str]]:
+        """The ground's AOS and LOS events with start_s <= time <= end_s (of a node, or of
+        a flown pass), as (time, node, kind, text), in the order they were archived."""
+        sql = (
+            "SELECT time, node, kind, text FROM events WHERE source = 'ground' "
+            "AND kind IN ('aos', 'los') AND time >= ? AND time <= ?"
+        )
+        args: list[Any] = [start_s, end_s]
+        if node is not None:
+            sql += " AND node = ?"
+            args.append(node)
+        if pass_id is not None:
+            sql += " AND pass_id = ?"
+            args.append(pass_id)
+        return [
+            (float(t), str(n), str(k), str(x))
+            for t, n, k, x in self.conn.execute(sql + " ORDER BY time, id", args)
+        ]
 
     def prune_telemetry(self, before_s: float, *, dry_run: bool = False) -> dict[str, int]:
         """Delete telemetry older than `before_s` (Unix seconds) in one transaction; return

@@ -36,6 +36,7 @@ from typing import Any
 from groundctl.archive.store import open_archive
 from groundctl.errors import ArchiveError
 from groundctl.telemetry.alerts import AlertChange
+from groundctl.telemetry.flown import COLUMNS as FLOWN_COLUMNS
 from groundctl.telemetry.model import Event, Frame
 from groundctl.telemetry.pipeline import Processed
 
@@ -50,9 +51,16 @@ class _Batch:
     alerts: list[tuple[Any, ...]] = field(default_factory=list)
     actions: list[tuple[Any, ...]] = field(default_factory=list)
     packets: list[tuple[str, str, str]] = field(default_factory=list)  # parameter_packets
+    passes: list[tuple[Any, ...]] = field(default_factory=list)  # flown_passes rows
 
     def __len__(self) -> int:
-        return len(self.frames) + len(self.samples) + len(self.events) + len(self.alerts)
+        return (
+            len(self.frames)
+            + len(self.samples)
+            + len(self.events)
+            + len(self.alerts)
+            + len(self.passes)
+        )
 
 
 class ArchiveWriter:
@@ -78,6 +86,8 @@ class ArchiveWriter:
             self._next_event = int(row[0] or 0) + 1
             row = archive.conn.execute("SELECT max(id) FROM alerts").fetchone()
             self.next_alert_id = int(row[0] or 0) + 1
+            row = archive.conn.execute("SELECT max(id) FROM flown_passes").fetchone()
+            self.next_pass_id = int(row[0] or 0) + 1
         self._batch = _Batch()
         self._batch_started = time.monotonic()
         # Parameters already sent for parameter_packets, per (node, packet): each mapping
@@ -103,8 +113,9 @@ class ArchiveWriter:
         child_acks.close()
 
     # --- the caller's side --------------------------------------------------------------
-    def add(self, processed: Processed) -> int:
-        """Add one processed frame to the current batch; return its frame id.
+    def add(self, processed: Processed, pass_id: int | None = None) -> int:
+        """Add one processed frame to the current batch; return its frame id. `pass_id`:
+        the flown pass it belongs to (its events and the alerts it raises too).
 
         Does not block; `put` (or `put_pending`) passes full batches on.
         """
@@ -129,6 +140,7 @@ class ArchiveWriter:
                 processed.status,
                 processed.error,
                 samples[0].time_s if samples else frame.time_s,  # packet_time
+                pass_id,
             )
         )
         if samples:
@@ -146,22 +158,31 @@ class ArchiveWriter:
                             known.add(s.parameter)
                             batch.packets.append((frame.node, s.parameter, packet))
         if processed.events:
-            self._add_events(processed.events, frame_id)
+            self._add_events(processed.events, frame_id, pass_id)
         if processed.alerts:
-            self._add_alerts(processed.alerts)
+            self._add_alerts(processed.alerts, pass_id)
         return frame_id
 
-    def add_frame(self, frame: Frame, status: str = "ok", error: str = "") -> int:
+    def add_frame(
+        self, frame: Frame, status: str = "ok", error: str = "", pass_id: int | None = None
+    ) -> int:
         """Archive a frame that did not go through the processor (e.g. an uplink)."""
-        return self.add(Processed(frame, status, error))
+        return self.add(Processed(frame, status, error), pass_id)
 
-    def add_events(self, events: Iterable[Event]) -> None:
-        self._add_events(events, None)
+    def add_events(self, events: Iterable[Event], pass_id: int | None = None) -> None:
+        self._add_events(events, None, pass_id)
 
-    def add_alerts(self, changes: Iterable[AlertChange]) -> None:
-        self._add_alerts(changes)
+    def add_alerts(self, changes: Iterable[AlertChange], pass_id: int | None = None) -> None:
+        """Alert changes; `pass_id` is kept for the alerts they raise."""
+        self._add_alerts(changes, pass_id)
 
-    def _add_events(self, events: Iterable[Event], frame_id: int | None) -> None:
+    def add_passes(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Flown-pass rows (`groundctl.telemetry.flown.FlownPass.row()`), new or updated."""
+        self._batch.passes.extend(rows)
+
+    def _add_events(
+        self, events: Iterable[Event], frame_id: int | None, pass_id: int | None
+    ) -> None:
         for e in events:
             self._batch.events.append(
                 (
@@ -174,11 +195,12 @@ class ArchiveWriter:
                     e.event_id,
                     e.text,
                     frame_id,
+                    pass_id,
                 )
             )
             self._next_event += 1
 
-    def _add_alerts(self, changes: Iterable[AlertChange]) -> None:
+    def _add_alerts(self, changes: Iterable[AlertChange], pass_id: int | None) -> None:
         for change in changes:
             a = change.alert
             value = a.value if isinstance(a.value, int | float | str | bytes) else str(a.value)
@@ -196,6 +218,7 @@ class ArchiveWriter:
                     a.acked_s,
                     a.ack_comment,
                     a.shelved_until_s,
+                    pass_id,
                 )
             )
             who = a.acked_by if change.action == "acknowledged" else None
@@ -211,9 +234,9 @@ class ArchiveWriter:
             rows > 0 and time.monotonic() - self._batch_started >= self.max_delay_s
         )
 
-    def put(self, processed: Processed) -> int:
+    def put(self, processed: Processed, pass_id: int | None = None) -> int:
         """`add`, then hand the batch on if due (waits while the writer is behind)."""
-        frame_id = self.add(processed)
+        frame_id = self.add(processed, pass_id)
         if self.due():
             self._hand_off(wait=False)
         return frame_id
@@ -251,8 +274,8 @@ class ArchiveWriter:
     # The async side takes each batch on the event loop's thread (where rows are added)
     # and only sends it from a worker thread; one hand-off at a time, in order, however
     # many tasks feed the writer.
-    async def aput(self, processed: Processed) -> int:
-        frame_id = self.add(processed)
+    async def aput(self, processed: Processed, pass_id: int | None = None) -> int:
+        frame_id = self.add(processed, pass_id)
         if self.due():
             await self.apending()
         return frame_id
@@ -307,7 +330,15 @@ class ArchiveWriter:
                 hint="see the messages above; the archive keeps what was committed",
             )
         payload = _encode(
-            (batch.frames, batch.samples, batch.events, batch.alerts, batch.actions, batch.packets)
+            (
+                batch.frames,
+                batch.samples,
+                batch.events,
+                batch.alerts,
+                batch.actions,
+                batch.packets,
+                batch.passes,
+            )
         )
         try:
             self._batches.send_bytes(payload)
@@ -353,14 +384,24 @@ _INSERT_SAMPLES_MANY = (
     + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * _SAMPLES_PER_STATEMENT)
 )
 
+_PASS_COLUMNS = ", ".join(FLOWN_COLUMNS)
+_UPSERT_PASS = (
+    f"INSERT INTO flown_passes ({_PASS_COLUMNS}) VALUES ({', '.join('?' * len(FLOWN_COLUMNS))}) "
+    "ON CONFLICT(id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in FLOWN_COLUMNS if c != "id")
+)
+
 _INSERTS = (
     "INSERT INTO frames (id, time, node, link, direction, length, raw, packet, packet_id, "
-    "sequence, status, error, packet_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "sequence, status, error, packet_time, pass_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     _INSERT_SAMPLES,
-    "INSERT INTO events (id, time, node, source, kind, severity, event_id, text, frame_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO events (id, time, node, source, kind, severity, event_id, text, frame_id, "
+    "pass_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    # an alert keeps the pass it was raised in
     "INSERT INTO alerts (id, node, parameter, severity, raised, cleared, value, count, "
-    "acked_by, acked, ack_comment, shelved_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "acked_by, acked, ack_comment, shelved_until, pass_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(id) DO UPDATE SET severity = excluded.severity, raised = excluded.raised, "
     "cleared = excluded.cleared, value = excluded.value, count = excluded.count, "
     "acked_by = excluded.acked_by, acked = excluded.acked, "
@@ -368,6 +409,7 @@ _INSERTS = (
     "INSERT INTO alert_actions (alert_id, time, action, severity, who, comment) "
     "VALUES (?, ?, ?, ?, ?, ?)",
     "INSERT OR IGNORE INTO parameter_packets (node, parameter, packet) VALUES (?, ?, ?)",
+    _UPSERT_PASS,
 )
 
 

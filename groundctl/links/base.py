@@ -128,6 +128,11 @@ class Link(ABC):
         knows the contact plan; None otherwise."""
         return None
 
+    def contact_at(self, node: str, time_s: float) -> Pass | None:
+        """The contact-plan pass `node` was in at `time_s` (this link's clock), when the
+        link knows the contact plan; None otherwise. Tells a flown pass its station."""
+        return None
+
     @classmethod
     def check_options(cls, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """The options with defaults filled in. Raises LinkError for an unknown key, a

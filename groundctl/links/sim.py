@@ -79,6 +79,8 @@ class SimLink(Link):
         # the queue when the link closes, so that nothing simulated is lost
         self._backlog: deque[Frame | Event | float] = deque()
         self.generated = 0
+        # the contact each AOS announced, by (node, AOS time), until the engine asks
+        self._announced: dict[tuple[str, float], Pass] = {}
         if self.options["duration"] < 0:
             raise LinkError(f"link {name}: duration must be 0 (run on) or more seconds")
         self.end_s = self.start_s + self.options["duration"] if self.options["duration"] else None
@@ -191,6 +193,18 @@ class SimLink(Link):
         contact: Pass | None = self.fleet.contact_of(node)
         return contact
 
+    def contact_at(self, node: str, time_s: float) -> Pass | None:
+        """The planned contact `node` was in at `time_s` (simulated time): the one its
+        AOS announced at that time, else the plan's (which may since have been re-planned:
+        the simulation runs ahead of the frames the consumer has taken)."""
+        announced = self._announced.pop((node, time_s), None)
+        if announced is not None:
+            return announced
+        if self.fleet is None or node not in self.fleet.nodes or not self.fleet.gate:
+            return None
+        contact: Pass | None = self.fleet.schedule.at(node, time_s)
+        return contact if contact is not None else self.fleet.contact_of(node)
+
     async def _receive(self) -> AsyncIterator[bytes]:
         """The received bytes alone (`frames()` is the richer view: node and time)."""
         async for frame in self.frames():
@@ -245,6 +259,9 @@ class SimLink(Link):
             if self.end_s is not None:
                 until = min(until, self.end_s)
             sent, changes = fleet.advance(until)
+            for change in changes:
+                if change.kind == "aos":  # for contact_at when the engine gets the AOS
+                    self._announced[(change.node, change.time_s)] = change.contact
             items: list[Frame | Event | float] = [_contact_event(c) for c in changes]
             items += [Frame(tx.raw, tx.time_s, self.name, tx.node, "down") for tx in sent]
             self.generated += len(sent)

@@ -35,6 +35,7 @@ TABLES = {
     "command_counters",
     "procedure_runs",
     "procedure_log",
+    "flown_passes",
 }
 T0 = datetime(2026, 5, 14, 3, 4, 5, 123456, tzinfo=UTC)
 
@@ -332,6 +333,7 @@ def test_stats_count_rows_per_table(tmp_path):
             "command_counters": 0,
             "procedure_runs": 0,
             "procedure_log": 0,
+            "flown_passes": 0,
         }
 
 
