@@ -323,8 +323,9 @@ def test_the_installed_plugin_is_discovered_and_listed() -> None:
     # Needs `pip install -e plugins/groundctl-kiss` (make test does it): found through its
     # distribution's entry point, exactly like a third-party adapter.
     points = importlib.metadata.distribution("groundctl-kiss").entry_points
-    assert [(p.group, p.name, p.value) for p in points] == [
-        ("groundctl.links", "kiss", "groundctl_kiss:KissLink")
+    assert sorted((p.group, p.name, p.value) for p in points) == [
+        ("groundctl.links", "kiss", "groundctl_kiss:KissLink"),
+        ("groundctl.recordings", "kiss", "groundctl_kiss:KissRecording"),
     ]
     adapters, broken = discover()
     assert adapters["kiss"] is KissLink
