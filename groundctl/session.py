@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from groundctl.links.base import Link, LinkContext
 from groundctl.mdb.model import Mission
 from groundctl.orbits.model import Pass
 from groundctl.paths import data_dir
+from groundctl.telemetry.pipeline import Processed
 
 
 def load_missions(config: Config, nodes: list[str]) -> tuple[dict[str, Mission], Mission | None]:
@@ -83,12 +84,17 @@ async def contact_plan(
     return sorted((p for p in plan if p.los > start and p.aos < end), key=lambda p: p.aos)
 
 
+REPLAY_DISABLED = "commanding is disabled during replay: a replay has no node to command"
+
+
 class Session:
     """Engine + links + commander. `await start()`, use, `await stop()`.
 
     `sim` True runs the simulator (`sim_options`: the sim link's options) instead of the
     configured links; None uses the configured links, or the simulator when there are
-    none. `links` given explicitly replaces both (tests, replay).
+    none. `links` given explicitly replaces both (tests, replay). `replay` disables
+    commanding. `missions` (node -> database, and the default) replaces the config's.
+    `on_processed` sees every received frame once processed (`Engine.on_processed`).
     """
 
     def __init__(
@@ -103,6 +109,9 @@ class Session:
         role: str | None = None,
         source: str = "cli",
         bus: Bus | None = None,
+        replay: bool = False,
+        missions: tuple[dict[str, Mission], Mission | None] | None = None,
+        on_processed: Callable[[Processed], None] | None = None,
     ) -> None:
         self.config = config
         self.archive_path = Path(archive_path)
@@ -113,6 +122,9 @@ class Session:
         self.role = role
         self.source = source
         self.bus = bus  # subscribe to it before start() to miss nothing
+        self.replay = replay  # a replay: commanding disabled
+        self._missions = missions
+        self._on_processed = on_processed
         self.links: list[Link] = []
         self.engine: Engine | None = None
         self.commander: Commander | None = None
@@ -136,9 +148,14 @@ class Session:
         self.links = self._build_links()
         nodes = sorted({*self.config.nodes, *(link.node for link in self.links)})
         # mission databases are files to read and check: off the event loop
-        missions, default = await asyncio.to_thread(load_missions, self.config, nodes)
+        if self._missions is not None:
+            missions, default = self._missions
+        else:
+            missions, default = await asyncio.to_thread(load_missions, self.config, nodes)
         clock = self.links[0].clock if len(self.links) == 1 else time.time
         self.engine = Engine(self.archive_path, missions, default, clock=clock, bus=self.bus)
+        if self._on_processed is not None:
+            self.engine.on_processed(self._on_processed)
         await self.engine.start()
         self.commander = Commander(
             self.engine,
@@ -146,6 +163,7 @@ class Session:
             operator=self.operator,
             role=self.role,
             source=self.source,
+            disabled=REPLAY_DISABLED if self.replay else "",
         )
         try:
             for link in self.links:

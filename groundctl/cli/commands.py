@@ -1,3 +1,3 @@
 """Import every command module so that each registers itself on the `cli` group."""
 
-from groundctl.cli import commanding, console, db, links, passes, sim, tle  # noqa: F401
+from groundctl.cli import commanding, console, db, links, passes, replay, sim, tle  # noqa: F401

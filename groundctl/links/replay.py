@@ -19,11 +19,13 @@ A replay link never sends: commanding through it is refused.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -31,7 +33,8 @@ from groundctl.archive import open_archive
 from groundctl.errors import ArchiveError
 from groundctl.ingest import RecordingError, read_recording
 from groundctl.links.base import Link, LinkError, LinkOption, LinkState, parse_utc
-from groundctl.telemetry.model import Frame
+from groundctl.orbits.model import Pass
+from groundctl.telemetry.model import Event, Frame
 
 MIN_SPEED = 0.1
 MAX_SPEED = 1000.0
@@ -125,7 +128,8 @@ class _FileReader:
 
 
 class _ArchiveReader:
-    """Downlink frames of the archive with from_s <= time < end_s, in receive order.
+    """Downlink frames of the archive with from_s <= time < end_s (of one node, or of one
+    flown pass), in receive order, each from the node that sent it.
 
     Each chunk is one short read: the next frames after the last one read, by (time, id).
     """
@@ -134,16 +138,16 @@ class _ArchiveReader:
         self,
         path: Path,
         link: str,
-        node: str,
         from_s: float,
         end_s: float,
         from_node: str | None,
+        pass_id: int | None = None,
     ) -> None:
         self.path = path
         self.link = link
-        self.node = node
         self.end_s = end_s
         self.from_node = from_node
+        self.pass_id = pass_id
         self.after: tuple[float, int] | None = None  # (time, id) of the last frame read
         self.from_s = from_s
 
@@ -162,12 +166,14 @@ class _ArchiveReader:
         chunk: list[Record] = []
         try:
             with open_archive(self.path) as archive:
-                rows = archive.downlink_frames(start_s, self.end_s, node=self.from_node)
+                rows = archive.downlink_frames(
+                    start_s, self.end_s, node=self.from_node, pass_id=self.pass_id
+                )
                 for row in rows:
                     # Frames at the last frame's time that were already read come first.
                     if self.after is not None and (row.time_s, row.id) <= self.after:
                         continue
-                    chunk.append((Frame(row.raw, row.time_s, self.link, self.node, "down"), ""))
+                    chunk.append((Frame(row.raw, row.time_s, self.link, row.node, "down"), ""))
                     self.after = (row.time_s, row.id)
                     if len(chunk) == count:
                         break
@@ -181,10 +187,13 @@ class _ArchiveReader:
 class ReplayLink(Link):
     """Recorded downlink frames, delivered as they were received, at `speed` times.
 
-    Exactly one source: `file` (a JSON-lines session or a CCSDS packet file) or `archive`
-    (a groundctl archive, with `start`, `end` and `from_node` choosing its frames). Uplink
-    records of a session are passed over (counted in `skipped_uplink`); unreadable records
-    are delivered with their bytes and counted in `counters.errors`.
+    Exactly one source: `file` (a JSON-lines session or a CCSDS packet file; its frames
+    are the link's `node`'s) or `archive` (a groundctl archive, with `start`, `end`,
+    `from_node` and `pass_id` choosing its frames, each replayed as the node that sent
+    it). Uplink records of a session are passed over (counted in `skipped_uplink`);
+    unreadable records are delivered with their bytes and counted in `counters.errors`.
+    An archive replay also replays the ground's AOS and LOS events (link events), in
+    their place among the frames, so the engine sees contacts begin and end as it did.
 
     The state is UP while replaying; when the recording ends (without `loop`) the
     `frames()` iterator ends, the state becomes DOWN and `finished` is true; `close()`
@@ -199,6 +208,7 @@ class ReplayLink(Link):
         LinkOption("start", str, "", "archive only: first receive time, ISO 8601 UTC"),
         LinkOption("end", str, "", "archive only: receive time to stop before, ISO 8601 UTC"),
         LinkOption("from_node", str, "", "archive only: replay only this node's frames"),
+        LinkOption("pass_id", int, 0, "archive only: replay only this flown pass's frames"),
         LinkOption("speed", float, 1.0, "times real time; 0 is as fast as possible"),
         LinkOption("loop", bool, False, "start again from the beginning at the end"),
     )
@@ -219,7 +229,7 @@ class ReplayLink(Link):
             )
         self.path = Path(file or archive)
         if file:
-            for option in ("start", "end", "from_node"):
+            for option in ("start", "end", "from_node", "pass_id"):
                 if self.options[option]:
                     raise LinkError(
                         f"link {name}: option {option!r} applies to archive replays only",
@@ -256,6 +266,10 @@ class ReplayLink(Link):
         self._waiter: asyncio.Future[None] | None = None
         self._opened_s = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        # the archive's AOS/LOS events of the replayed frames, and the next to emit
+        self._contacts: list[Event] = []
+        self._next_contact = 0
+        self._flown: list[dict[str, Any]] = []  # the archive's flown passes replayed
 
     # --- the contract -------------------------------------------------------------------
     async def open(self) -> None:
@@ -266,6 +280,9 @@ class ReplayLink(Link):
         self.finished = False
         self._restart(None)
         try:
+            if self.options["archive"]:
+                self._contacts = await asyncio.to_thread(self._read_contacts)
+                self._next_contact = 0
             await self._fill()
         except LinkError:
             self._reader = None
@@ -311,6 +328,7 @@ class ReplayLink(Link):
                         self._set_state(LinkState.DOWN)
                         raise
                     continue
+                self._emit_contacts(math.inf)
                 if self.options["loop"] and self._lap_frames:
                     self.laps += 1
                     self._restart(None)
@@ -338,6 +356,7 @@ class ReplayLink(Link):
                     await self._wait_until(due)
                     continue
             self._buffer.popleft()
+            self._emit_contacts(frame.time_s)
             self._deliver(frame, problem)
             yield frame
             delivered += 1
@@ -347,7 +366,9 @@ class ReplayLink(Link):
     def clock(self) -> float:
         """Recorded now, Unix seconds: how far the replay has gone in the recording's time
         (between the last frame delivered and the next); the wall clock before a source
-        gave any time."""
+        gave any time. Once the recording is over it stays at the last frame's time."""
+        if self.finished and self._position_s is not None:
+            return self._position_s
         now = self._anchor_s()
         if self._buffer:  # the replay has not gone past the next frame yet
             next_s = self._buffer[0][0].time_s
@@ -430,8 +451,64 @@ class ReplayLink(Link):
         assert self._loop is not None  # anchors are only set while open
         return self._loop.time()
 
+    def _read_contacts(self) -> list[Event]:
+        """The archive's AOS/LOS events of the frames replayed (worker thread)."""
+        if not self.path.is_file():
+            return []  # the first read says why
+        pass_id = self.options["pass_id"] or None
+        try:
+            with open_archive(self.path) as archive:
+                found = archive.contact_events(
+                    self.start_s, self.end_s, node=self.options["from_node"] or None,
+                    pass_id=pass_id,
+                )  # fmt: skip
+                self._flown = archive.flown_passes(
+                    node=self.options["from_node"] or None,
+                    start_s=self.start_s if math.isfinite(self.start_s) else None,
+                    end_s=self.end_s if math.isfinite(self.end_s) else None,
+                )
+        except ArchiveError as error:
+            raise LinkError(
+                f"link {self.name}: option 'archive': {error.message}", hint=error.hint
+            ) from None
+        return [Event(t, node, "ground", kind, "INFO", text) for t, node, kind, text in found]
+
+    def contact_at(self, node: str, time_s: float) -> Pass | None:
+        """The contact `node` was in at recorded `time_s`, as the replayed archive's
+        flown passes tell it (station, planned AOS and LOS, maximum elevation)."""
+        for flown in self._flown:
+            if flown["node"] != node or not flown["station"]:
+                continue
+            los = flown["los"] if flown["los"] is not None else math.inf
+            if flown["aos"] <= time_s <= los:
+                planned_aos = flown["planned_aos"] or flown["aos"]
+                planned_los = flown["planned_los"] or flown["los"] or flown["aos"]
+                return Pass(
+                    node, 0, flown["station"],
+                    datetime.fromtimestamp(planned_aos, UTC),
+                    datetime.fromtimestamp((planned_aos + planned_los) / 2, UTC),
+                    datetime.fromtimestamp(planned_los, UTC),
+                    flown["max_elevation_deg"] if flown["max_elevation_deg"] is not None
+                    else math.nan,
+                    math.nan, math.nan, math.nan, math.nan, False,
+                )  # fmt: skip
+        return None
+
+    def _emit_contacts(self, until_s: float) -> None:
+        """Emit the AOS/LOS events up to `until_s` (recorded time) not emitted yet."""
+        contacts = self._contacts
+        while self._next_contact < len(contacts) and contacts[self._next_contact].time_s <= until_s:
+            event = contacts[self._next_contact]
+            self._next_contact += 1
+            self._emit(event)
+
     def _restart(self, from_s: float | None) -> None:
         """Read the source again from its beginning, or from `from_s` (a seek)."""
+        first = -math.inf if from_s is None else from_s
+        self._next_contact = bisect.bisect_left([e.time_s for e in self._contacts], first)
+        # nothing delivered since: the recorded time is the next frame's, not the last one's
+        # from before the seek (a step or a resume then paces from there)
+        self._position_s = None
         self._seek_to = None
         self._buffer.clear()
         self._exhausted = False
@@ -445,10 +522,10 @@ class ReplayLink(Link):
             self._reader = _ArchiveReader(
                 self.path,
                 self.name,
-                self.node,
                 max(first_s, self.start_s),
                 self.end_s,
                 self.options["from_node"] or None,
+                self.options["pass_id"] or None,
             )
 
     async def _fill(self) -> None:
@@ -464,7 +541,10 @@ class ReplayLink(Link):
             # An abandoned read's error is not news: the reader it belonged to is gone.
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
             self._reading = (reader, future)
-        chunk = await asyncio.shield(self._reading[1])
+        reading = self._reading
+        chunk = await asyncio.shield(reading[1])
+        if self._reading is not reading:  # another caller took this chunk (open and frames)
+            return
         self._reading = None
         if reader is not self._reader:  # closed or restarted meanwhile: stale
             return

@@ -391,12 +391,14 @@ def test_archive_window_replays_the_frames_table(archive_path, monkeypatch):
     assert [(f.time_s, f.raw) for f in cfs] == archived(archive_path, start_s, end_s, "cfs")
     # ... which are the session's datagrams received in the window (start in, end out)
     assert [(f.time_s, f.raw) for f in cfs] == [(t, r) for t, r in DOWN if start_s <= t < end_s]
-    assert {(f.link, f.node) for f in cfs} == {("replay", "ground-test")}
+    # each frame comes from the node that sent it, whatever the link's own node
+    assert {(f.link, f.node) for f in cfs} == {("replay", "cfs")}
     assert link.finished and link.counters.frames_in == len(cfs)
 
     _, both = replay_all(options)
     assert [(f.time_s, f.raw) for f in both] == archived(archive_path, start_s, end_s)
     assert len(both) == len(cfs) + 101
+    assert {f.node for f in both} == {"cfs", "cygnss"}
 
 
 def test_archive_without_a_window_replays_all_its_downlink(archive_path, monkeypatch):
