@@ -26,6 +26,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from groundctl.archive.audit import ChainReport, quick_check
+from groundctl.archive.export import (
+    FORMATS,
+    Selection,
+    export_ccsds,
+    export_csv,
+    export_sqlite,
+    format_for,
+    is_sqlite_file,
+)
 from groundctl.archive.store import Archive, StoredSample
 from groundctl.cli import cli, context, err_console
 from groundctl.cli.output import echo_csv, echo_json
@@ -36,7 +45,6 @@ from groundctl.mdb.model import Mission
 
 SAMPLE_FIELDS = ("time", "node", "parameter", "raw", "value", "state")
 QUERY_TABLE_LIMIT = 100
-EXPORT_SKIPPED = ("malformed", "no-mission")
 _STATE_STYLE = {"nominal": "green", "yellow": "bold yellow", "red": "bold red", "disabled": "dim"}
 
 
@@ -498,74 +506,244 @@ def _print_samples(
 # --- export -----------------------------------------------------------------------------
 
 
+def _check_choice(pass_id: int | None, start: str | None, end: str | None) -> None:
+    """Exactly one way of choosing what to export: --pass ID, or --from and --to."""
+    if pass_id is not None and (start is not None or end is not None):
+        given = " and ".join(o for o, v in (("--from", start), ("--to", end)) if v is not None)
+        raise UsageError(
+            f"--pass and {given} both choose what to export: give one",
+            hint="--pass ID exports one flown pass; --from TIME --to TIME the frames "
+            "received in a range",
+        )
+    if pass_id is None and (start is None or end is None):
+        if start is not None:
+            message = "--from needs --to: a range has both ends"
+        elif end is not None:
+            message = "--to needs --from: a range has both ends"
+        else:
+            message = "nothing chosen to export: give --pass ID, or --from TIME and --to TIME"
+        raise UsageError(
+            message,
+            hint="e.g. --pass 42 (`groundctl passes --flown` lists the flown passes), or "
+            "--from 2026-11-24T03:00Z --to 2026-11-24T04:00Z",
+        )
+
+
+def _selection(
+    archive: Archive,
+    pass_id: int | None,
+    start: str | None,
+    end: str | None,
+    node: str | None,
+) -> tuple[Selection, dict[str, Any] | None]:
+    """--pass ID, or --from and --to (with --node): the selection and the flown pass
+    (None for a range); `_check_choice` has checked that exactly one way is given."""
+    if pass_id is None:
+        assert start is not None and end is not None
+        start_s, end_s = _range(start, end)
+        return Selection(start_s=start_s, end_s=end_s, node=node), None
+    flown = archive.flown_pass(pass_id)
+    if flown is None:
+        newest = archive.flown_passes(limit=1)
+        raise UsageError(
+            f"no flown pass {pass_id} in archive {archive.path}",
+            hint=f"`groundctl passes --flown` lists them (the newest is {newest[0]['id']})"
+            if newest
+            else "this archive has no flown passes yet: they are recorded as telemetry "
+            "arrives (groundctl sim, console, run or cmd)",
+        )
+    if node is not None and node != flown["node"]:
+        raise UsageError(
+            f"flown pass {pass_id} is node {flown['node']}'s, not {node}'s",
+            hint="leave out --node with --pass: a pass is one node's",
+        )
+    return Selection(pass_id=pass_id), flown
+
+
+def _check_output(target: Path, fmt: str, source: Path, force: bool) -> None:
+    """Refuse to write over the archive itself, and over an existing SQLite export or any
+    SQLite file (an archive, say) unless --force."""
+    if target.exists() and source.exists() and target.resolve() == source.resolve():
+        raise UsageError(
+            f"{target} is the archive being exported",
+            hint="give another OUTPUT file",
+        )
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder", hint="give a file name as OUTPUT")
+    if force or not target.exists():
+        return
+    if fmt == "sqlite" or is_sqlite_file(target):
+        kind = "a SQLite database" if is_sqlite_file(target) else "a file"
+        raise UsageError(
+            f"{target} already exists ({kind}); not overwriting it",
+            hint="give another OUTPUT, or --force to replace it",
+        )
+
+
+def _pass_text(flown: dict[str, Any]) -> str:
+    where = f"at {flown['station']}" if flown["station"] else f"on link {flown['link']}"
+    state = "" if flown["status"] == "flown" else f", {flown['status']}"
+    return f"pass {flown['id']} ({flown['node']} {where}, AOS {utc_text(flown['aos'])}{state})"
+
+
 @db.command()
 @click.argument("output", type=click.Path(dir_okay=False))
-@click.option("--from", "start", metavar="TIME", required=True, help="Receive time (included).")
-@click.option("--to", "end", metavar="TIME", required=True, help="Receive time (excluded).")
-@click.option("--node", help="Only this node's frames. Default: every node.")
+@click.option(
+    "--pass",
+    "pass_id",
+    type=click.IntRange(min=1),
+    metavar="ID",
+    help="One flown pass (`groundctl passes --flown` lists them), instead of --from/--to.",
+)
+@click.option("--from", "start", metavar="TIME", help="Receive time (included).")
+@click.option("--to", "end", metavar="TIME", help="Receive time (excluded).")
+@click.option("--node", help="With --from/--to: only this node's frames. Default: every node.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS, case_sensitive=False),
+    help="ccsds (packet file), csv (samples) or sqlite (an archive). Default: from "
+    "OUTPUT's suffix: .csv csv; .db, .sqlite, .sqlite3 sqlite; else ccsds.",
+)
 @click.option(
     "--all",
     "include_all",
     is_flag=True,
-    help="Also malformed frames and frames of nodes without a mission database.",
+    help="ccsds: also malformed frames and frames of nodes without a mission database.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing sqlite OUTPUT (or any SQLite file as OUTPUT).",
 )
 @click.pass_context
 def export(
     ctx: click.Context,
     output: str,
-    start: str,
-    end: str,
+    pass_id: int | None,
+    start: str | None,
+    end: str | None,
     node: str | None,
+    fmt: str | None,
     include_all: bool,
+    force: bool,
 ) -> None:
-    """Write the downlink frames received in a range to a CCSDS packet file.
+    """Export a flown pass, or what was received in a range: a CCSDS packet file, the
+    samples as CSV, or a small archive of its own.
 
-    Frames are written byte for byte as received, in receive order, concatenated (the
-    format flight projects record and `groundctl db import` reads back). Packets of ids
-    the mission does not define are included; malformed frames and frames of nodes
-    without a mission are left out unless --all (a malformed frame is not a whole packet,
-    so the file may then not split back into packets). The file appears only when
-    complete.
+    Choose one flown pass with --pass ID, or a range of receive times with --from and
+    --to (and --node). The format follows OUTPUT's suffix unless --format says:
+
+    \b
+      ccsds   the downlink frames byte for byte, in receive order, concatenated (the
+              format flight projects record and `groundctl db import` reads back).
+              Packets the mission does not define are included; malformed frames and
+              frames of nodes without a mission only with --all (a malformed frame is
+              not a whole packet, so the file may then not split back into packets).
+      csv     the samples of those frames, in frame order: time (ISO 8601 UTC, ms),
+              node, parameter, raw, value, state, frame_id, with a header row.
+      sqlite  a groundctl archive every command opens: the flown pass(es), frames of
+              both directions with their samples, events, alerts and their actions,
+              commands and their stages, ids kept. A range takes the passes that
+              overlap it, whole. The audit trail stays out: its hash chain starts at
+              the trail's first row, so a part of it could not be verified.
+
+    The file appears only when complete (it is written as OUTPUT.part). An existing
+    sqlite OUTPUT, or any SQLite file, is replaced only with --force.
 
     \b
     Examples:
       groundctl db export --from 2026-11-24T03:00Z --to 2026-11-24T04:00Z pass.tlm
       groundctl db export --from 2026-05-14 --to 2026-05-15 --node ODC-07 --all day.tlm
+      groundctl db export --pass 42 pass-42.tlm
+      groundctl db export --pass 42 pass-42.csv
+      groundctl db export --pass 42 pass-42.db      # then: groundctl --archive pass-42.db ...
+      groundctl db export --pass 42 --format sqlite pass-42.archive
     """
-    start_s, end_s = _range(start, end)
-    assert start_s is not None and end_s is not None
-    archive = _existing_archive(ctx)
+    _check_choice(pass_id, start, end)
     target = Path(output)
-    partial = target.with_name(target.name + ".part")
-    count = size = 0
-    skipped: dict[str, int] = {}
+    fmt = fmt.lower() if fmt else format_for(target)
+    if include_all and fmt != "ccsds":
+        raise UsageError(
+            f"--all applies to the ccsds format, not {fmt}",
+            hint=f"the {fmt} export has every frame whatever its status",
+        )
+    archive = _existing_archive(ctx)
+    selection, flown = _selection(archive, pass_id, start, end, node)
+    _check_output(target, fmt, archive.path, force)
+    if flown is not None:
+        what = _pass_text(flown)
+        nothing = f"no downlink frames in {what}"
+    else:
+        what = f"{start} to {end}{f', node {node}' if node else ''}"
+        nothing = (
+            f"no downlink frames received between {start} and {end}"
+            f"{f' from node {node}' if node else ''}"
+        )
     try:
-        with partial.open("wb") as out:
-            for frame in archive.downlink_frames(start_s, end_s, node=node):
-                if frame.status in EXPORT_SKIPPED and not include_all:
-                    skipped[frame.status] = skipped.get(frame.status, 0) + 1
-                    continue
-                out.write(frame.raw)
-                count += 1
-                size += len(frame.raw)
-        partial.replace(target)
+        if fmt == "ccsds":
+            _export_ccsds(
+                archive, selection, target, include_all, nothing, range_note=flown is None
+            )
+        elif fmt == "csv":
+            report = export_csv(archive, selection, target)
+            click.echo(f"{report.samples} samples of {report.frames} frames -> {target}")
+            if not report.samples:
+                err_console.print(f"[yellow]no samples in {escape(what)}[/]", soft_wrap=True)
+        else:
+            copied = export_sqlite(archive, selection, target).rows
+            listing = ", ".join(_counted(n, table) for table, n in copied.items())
+            click.echo(f"{listing} -> {target}")
+            if not copied["frames"]:
+                err_console.print(f"[yellow]no frames in {escape(what)}[/]", soft_wrap=True)
+            err_console.print(
+                "[dim]the audit trail is not exported (a part of its hash chain cannot be "
+                f"verified); it stays in {escape(str(archive.path))}[/]",
+                soft_wrap=True,
+            )
     except OSError as error:
-        partial.unlink(missing_ok=True)
         raise UsageError(
             f"cannot write {target}: {error.strerror or error}",
             hint="check the folder exists and is writable",
         ) from None
-    click.echo(f"{count} frames, {size} bytes -> {target}")
-    if skipped:
-        left_out = ", ".join(f"{n} {status}" for status, n in sorted(skipped.items()))
-        err_console.print(f"[yellow]left out:[/] {left_out} (--all includes them)")
-    if not count:
+    if flown is not None and flown["status"] == "flying":
         err_console.print(
-            f"[yellow]no downlink frames received between {escape(start)} and {escape(end)}"
-            f"{f' from node {escape(node)}' if node else ''}[/] (frames go by receive time; "
-            "`groundctl db stats` shows the archive's time span)",
+            f"[yellow]pass {flown['id']} is still flying:[/] the export holds what was "
+            "archived until now",
             soft_wrap=True,
         )
+
+
+_SINGULAR = {"flown_passes": "flown pass"}
+
+
+def _counted(n: int, table: str) -> str:
+    """'1 frame', '2 frames', '1 flown pass': rows of a table in words."""
+    plural = table.replace("_", " ")
+    return f"{n} {plural if n != 1 else _SINGULAR.get(table, plural.removesuffix('s'))}"
+
+
+def _export_ccsds(
+    archive: Archive,
+    selection: Selection,
+    target: Path,
+    include_all: bool,
+    nothing: str,
+    *,
+    range_note: bool,
+) -> None:
+    report = export_ccsds(archive, selection, target, include_all=include_all)
+    click.echo(f"{report.frames} frames, {report.bytes} bytes -> {target}")
+    if report.skipped:
+        left_out = ", ".join(f"{n} {status}" for status, n in report.skipped.items())
+        err_console.print(f"[yellow]left out:[/] {left_out} (--all includes them)")
+    if not report.frames and not report.skipped:
+        note = (
+            " (frames go by receive time; `groundctl db stats` shows the archive's time span)"
+            if range_note
+            else ""
+        )
+        err_console.print(f"[yellow]{escape(nothing)}[/]{note}", soft_wrap=True)
 
 
 # --- vacuum -----------------------------------------------------------------------------

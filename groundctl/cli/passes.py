@@ -6,11 +6,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 from rich import box
 from rich.console import Console
+from rich.filesize import decimal
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -18,12 +20,15 @@ from rich.table import Table
 from groundctl.cli import cli, context, err_console
 from groundctl.cli.output import echo_csv, echo_json
 from groundctl.config import Config
-from groundctl.errors import UsageError
+from groundctl.errors import ArchiveError, UsageError
 from groundctl.fleet import Fleet, fleet_from_tles, load_fleet
 from groundctl.orbits.model import Pass, Prediction, Station
 from groundctl.orbits.passes import predict
 from groundctl.orbits.plan import plan_contacts
 from groundctl.orbits.tle import load_tle_file
+
+if TYPE_CHECKING:
+    from groundctl.archive import Archive
 
 JSON_FIELDS = (
     "node",
@@ -44,6 +49,36 @@ JSON_FIELDS = (
     "antenna",
     "reason",
 )
+
+FLOWN_FIELDS = (
+    "id",
+    "node",
+    "station",
+    "link",
+    "aos",
+    "los",
+    "duration_s",
+    "status",
+    "planned_aos",
+    "planned_los",
+    "max_elevation_deg",
+    "frames_down",
+    "bytes_down",
+    "frames_up",
+    "bytes_up",
+    "malformed",
+    "unknown",
+    "gaps",
+    "missing",
+    "longest_silence_s",
+    "samples",
+    "events",
+    "alerts_raised",
+    "commands_sent",
+    "commands_verified",
+    "commands_failed",
+)
+FLOWN_TABLE_LIMIT = 40
 
 
 def iso_z(t: datetime) -> str:
@@ -279,18 +314,24 @@ def report_fleet(fleet: Fleet, prediction: Prediction | None = None) -> None:
 
 
 @cli.command()
+@click.option(
+    "--flown",
+    is_flag=True,
+    help="List the passes flown, as recorded in the archive, instead of predicting.",
+)
 @click.option("--node", "nodes", multiple=True, metavar="NAME", help="Only this node (repeatable).")
 @click.option(
     "--start",
     metavar="TIME",
-    help="Window start, ISO 8601 UTC (e.g. 2026-05-14T06:00Z). Default: now.",
+    help="Window start, ISO 8601 UTC (e.g. 2026-05-14T06:00Z). Default: now (with "
+    "--flown: no window, every pass).",
 )
 @click.option(
     "--hours",
     type=click.FloatRange(min=0.01, max=24 * 14),
     default=24.0,
     show_default=True,
-    help="Window length in hours.",
+    help="Window length in hours (with --flown and no --start: the last HOURS).",
 )
 @click.option(
     "--min-elevation",
@@ -304,7 +345,7 @@ def report_fleet(fleet: Fleet, prediction: Prediction | None = None) -> None:
     multiple=True,
     metavar="NAME[,LAT,LON[,ALT_M]]",
     help="A configured station by name, or an ad hoc one (repeatable; replaces the "
-    "configured list).",
+    "configured list). With --flown: a station name.",
 )
 @click.option(
     "--tle",
@@ -317,9 +358,10 @@ def report_fleet(fleet: Fleet, prediction: Prediction | None = None) -> None:
 @click.option(
     "--limit",
     type=int,
-    default=40,
+    default=FLOWN_TABLE_LIMIT,
     show_default=True,
-    help="Rows in the table (0: all). JSON and CSV always list every pass.",
+    help="Rows in the table (0: all). JSON and CSV always list every pass; with --flown "
+    "the newest N, and JSON and CSV too when --limit is given.",
 )
 @click.option(
     "--store/--no-store",
@@ -330,6 +372,7 @@ def report_fleet(fleet: Fleet, prediction: Prediction | None = None) -> None:
 @click.pass_context
 def passes(
     ctx: click.Context,
+    flown: bool,
     nodes: tuple[str, ...],
     start: str | None,
     hours: float,
@@ -341,7 +384,7 @@ def passes(
     limit: int,
     store: bool,
 ) -> None:
-    """Predict every contact of the fleet with the ground stations.
+    """Predict every contact of the fleet with the ground stations, or list those flown.
 
     For each (node, station) pair over the window: AOS, TCA (maximum elevation), LOS,
     maximum elevation, azimuths, duration, whether the node is sunlit at TCA, and
@@ -351,6 +394,14 @@ def passes(
     Skyfield's built-in UT1 tables and the Sun from the DE421 ephemeris shipped with
     skyfield-data, so nothing is downloaded. Elevations are geometric (no refraction).
 
+    With --flown, the passes as flown, from the archive: each one's id, node, station
+    (or link), AOS, duration, status (flying, flown, interrupted), frames down and up,
+    bytes, sequence gaps and packets missing, alerts raised, commands sent, verified
+    and failed, and maximum elevation; the newest --limit of them, oldest first. A
+    window is optional: --start and --hours give one (the passes overlapping it),
+    --start alone runs to now, --hours alone is the last HOURS. `groundctl db export
+    --pass ID` exports a pass (docs/passes.md).
+
     \b
     Examples:
       groundctl passes                                  # demo fleet, next 24 h
@@ -358,9 +409,17 @@ def passes(
       groundctl passes --start 2026-05-14T00:00Z --json > passes.json
       groundctl passes --tle starlink.tle --station Darmstadt,49.87,8.65,144 --csv
       groundctl passes --station Weilheim --min-elevation 20
+      groundctl passes --flown                          # the last 40 passes flown
+      groundctl passes --flown --node ODC-07 --hours 12 # ODC-07's in the last 12 h
+      groundctl passes --flown --station Awarua --limit 0 --json
     """
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv")
+    if flown:
+        _flown(
+            ctx, nodes, start, hours, station_specs, tle_file, min_elevation, as_json, as_csv, limit
+        )
+        return
     t0 = parse_start(start)
     now = datetime.now(UTC)
     end = t0 + timedelta(hours=hours)
@@ -481,3 +540,262 @@ def _store(
         parameters,
         str(cfg.path) if cfg else "",
     )
+
+
+# --- flown passes -----------------------------------------------------------------------
+
+
+def _flown(
+    ctx: click.Context,
+    nodes: tuple[str, ...],
+    start: str | None,
+    hours: float,
+    station_specs: tuple[str, ...],
+    tle_file: str | None,
+    min_elevation: float | None,
+    as_json: bool,
+    as_csv: bool,
+    limit: int,
+) -> None:
+    """`passes --flown`: the flown passes of the archive, newest `limit`, by AOS."""
+    given = [
+        option
+        for option, used in (
+            ("--tle", tle_file is not None),
+            ("--min-elevation", min_elevation is not None),
+            ("--store/--no-store", _given(ctx, "store")),
+        )
+        if used
+    ]
+    if given:
+        raise UsageError(
+            f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to predicted "
+            "passes, not to --flown",
+            hint="--flown lists the passes recorded in the archive: leave "
+            f"{'them' if len(given) > 1 else 'it'} out, or leave out --flown to predict passes",
+        )
+    ad_hoc = next((s for s in station_specs if "," in s), None)
+    if ad_hoc is not None:
+        raise UsageError(
+            f"--station {ad_hoc!r}: with --flown, give a station's name",
+            hint="flown passes are filtered by the station name they were flown at, "
+            "e.g. --station Weilheim",
+        )
+    start_s, end_s = _flown_window(ctx, start, hours)
+    # JSON and CSV list every pass unless --limit is given, as `groundctl db audit` does.
+    if (as_json or as_csv) and not _given(ctx, "limit"):
+        limit = 0
+    archive = _existing_archive(ctx)
+    node_names = [_flown_name(archive, "node", n) for n in nodes]
+    station_names = [_flown_name(archive, "station", s) for s in station_specs]
+    rows = _flown_rows(archive, node_names, station_names, start_s, end_s, limit)
+    more = 0 < limit < len(rows)
+    shown = rows[-limit:] if more else rows
+    if as_json:
+        echo_json(flown_record(r) for r in shown)
+    elif as_csv:
+        echo_csv((flown_record(r) for r in shown), FLOWN_FIELDS)
+    else:
+        console = Console(highlight=False)
+        scope = ""
+        if node_names:
+            scope += f", node {', '.join(node_names)}"
+        if station_names:
+            scope += f", station {', '.join(station_names)}"
+        if start_s is not None:
+            since = iso_z(datetime.fromtimestamp(start_s, UTC))
+            scope += f", {since} to {'now' if end_s is None else iso_z(_utc(end_s))}"
+        title = (
+            f"flown passes: {f'the newest {len(shown)}' if more else len(shown)}{scope}, "
+            f"archive {archive.path}"
+        )
+        console.print(render_flown_table(shown, title, console.width))
+        if more:
+            console.print(
+                f"[dim]older passes before these {limit}; --limit 0 shows all, "
+                "--start/--hours choose a window, --json all fields[/]"
+            )
+        elif not shown:
+            console.print(f"[dim]no flown passes{escape(scope)}[/]")
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source is not ParameterSource.DEFAULT
+
+
+def _utc(time_s: float) -> datetime:
+    return datetime.fromtimestamp(time_s, UTC)
+
+
+def _flown_window(
+    ctx: click.Context, start: str | None, hours: float
+) -> tuple[float | None, float | None]:
+    """--start and --hours as a window of Unix seconds: both give [start, start + hours);
+    --start alone from it on; --hours alone the last hours until now; neither: no window."""
+    has_hours = _given(ctx, "hours")
+    if start is None:
+        if not has_hours:
+            return None, None
+        now = datetime.now(UTC)
+        return (now - timedelta(hours=hours)).timestamp(), None
+    t0 = parse_time(start, "--start")
+    end = t0 + timedelta(hours=hours) if has_hours else None
+    return t0.timestamp(), None if end is None else end.timestamp()
+
+
+def _existing_archive(ctx: click.Context) -> Archive:
+    """The archive, which must exist: listing flown passes never creates an empty one."""
+    cfg = None if ctx.find_root().obj.get("archive_path") else context.config(ctx)
+    path = context.archive_path(ctx, cfg)
+    if not path.is_file():
+        raise ArchiveError(
+            f"no archive at {path}",
+            hint="flown passes are recorded in the archive as telemetry arrives "
+            "(groundctl sim, console, run or cmd); give --archive PATH to read another",
+        )
+    return context.archive(ctx, cfg)
+
+
+def _flown_name(archive: Archive, kind: str, name: str) -> str:
+    """A --node or --station name as the flown passes spell it (names are not
+    case-sensitive); UsageError when no flown pass has it."""
+    found = (
+        archive.flown_passes(node=name, limit=1)
+        if kind == "node"
+        else archive.flown_passes(station=name, limit=1)
+    )
+    if found:
+        return name
+    # Only when the name is not found as given: every flown pass's names, for the hint.
+    known = sorted({str(r[kind]) for r in archive.flown_passes() if r[kind]})
+    match = next((k for k in known if k.lower() == name.lower()), None)
+    if match is not None:
+        return match
+    listed = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+    raise UsageError(
+        f"no flown pass of {kind} {name} in archive {archive.path}",
+        hint=f"{kind}s with flown passes: {listed}"
+        if known
+        else "this archive has no flown passes yet: they are recorded as telemetry arrives",
+    )
+
+
+def _flown_rows(
+    archive: Archive,
+    nodes: Sequence[str],
+    stations: Sequence[str],
+    start_s: float | None,
+    end_s: float | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The flown passes of any of `nodes` at any of `stations` (all when empty) in the
+    window, by AOS: the newest `limit` + 1 (all when `limit` is 0), to tell that there is
+    more. The newest N of a union are among the newest N of each part."""
+    found: dict[int, dict[str, Any]] = {}
+    every: list[str | None] = [None]
+    for node in nodes or every:
+        for station in stations or every:
+            for row in archive.flown_passes(
+                node=node,
+                station=station,
+                start_s=start_s,
+                end_s=end_s,
+                limit=limit + 1 if limit > 0 else None,
+            ):
+                found[int(row["id"])] = row
+    ordered = sorted(found.values(), key=lambda r: (r["aos"], r["id"]))
+    return ordered[-(limit + 1) :] if limit > 0 else ordered
+
+
+def _iso_or_none(time_s: float | None) -> str | None:
+    return None if time_s is None else iso_z(_utc(time_s))
+
+
+def flown_record(row: dict[str, Any]) -> dict[str, Any]:
+    """One flown pass as the JSON/CSV record (`FLOWN_FIELDS`): times ISO 8601 UTC with
+    milliseconds (`los` null while flying), `duration_s` LOS - AOS (null while flying)."""
+    record = {field: row.get(field) for field in FLOWN_FIELDS}
+    los = row["los"]
+    record.update(
+        aos=iso_z(_utc(row["aos"])),
+        los=_iso_or_none(los),
+        duration_s=None if los is None else round(los - row["aos"], 3),
+        planned_aos=_iso_or_none(row["planned_aos"]),
+        planned_los=_iso_or_none(row["planned_los"]),
+    )
+    return record
+
+
+_STATUS_STYLE = {"flying": "bold green", "interrupted": "yellow"}
+
+
+def render_flown_table(rows: Sequence[dict[str, Any]], title: str, width: int = 160) -> Table:
+    """Flown passes as a Rich table; below 110 columns the bytes, the commands verified
+    and failed, and the maximum elevation are left out so that it fits 80 columns."""
+    wide = width >= 110
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 0),
+    )
+    columns: list[tuple[str, str]] = [
+        ("Id", "right"),
+        ("Node", "left"),
+        ("Station", "left"),
+        ("AOS (UTC)", "left"),
+        ("Dur", "right"),
+        ("Status", "left"),
+        ("Down", "right"),
+        ("Up", "right"),
+    ]
+    if wide:
+        columns.append(("Bytes", "right"))
+    columns += [("Gaps/miss", "right"), ("Alerts", "right")]
+    columns.append(("Cmds s/v/f", "right") if wide else ("Cmds", "right"))
+    if wide:
+        columns.append(("Max el", "right"))
+    for name, justify in columns:
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=True,
+            max_width=(14 if wide else 10) if name == "Station" else None,
+            overflow="ellipsis",
+        )
+    for r in rows:
+        aos = _utc(r["aos"])
+        los = r["los"]
+        station = escape(r["station"]) if r["station"] else f"[dim]{escape(r['link'])} link[/]"
+        style = _STATUS_STYLE.get(r["status"], "")
+        status = f"[{style}]{r['status']}[/]" if style else r["status"]
+        gaps = f"{r['gaps']}/{r['missing']}"
+        failed = r["commands_failed"]
+        row = [
+            str(r["id"]),
+            escape(r["node"]),
+            station,
+            f"{aos:%m-%d %H:%M:%S}" if wide else f"{aos:%d %H:%M:%S}",
+            "" if los is None else _span(timedelta(seconds=los - r["aos"])),
+            status,
+            f"{r['frames_down']:,}",
+            f"{r['frames_up']:,}",
+        ]
+        if wide:
+            row.append(decimal(r["bytes_down"] + r["bytes_up"]))
+        row += [
+            f"[yellow]{gaps}[/]" if r["gaps"] or r["missing"] else gaps,
+            f"[yellow]{r['alerts_raised']}[/]" if r["alerts_raised"] else "0",
+        ]
+        if wide:
+            commands = f"{r['commands_sent']}/{r['commands_verified']}/"
+            row.append(commands + (f"[red]{failed}[/]" if failed else "0"))
+            elevation = r["max_elevation_deg"]
+            row.append("" if elevation is None else f"{elevation:4.1f}°")
+        else:
+            row.append(f"{r['commands_sent']}" + (f" [red]{failed}✗[/]" if failed else ""))
+        table.add_row(*row)
+    return table
