@@ -1,13 +1,20 @@
-"""`groundctl console` and `groundctl demo`: the operator's console (groundctl.ui)."""
+"""`groundctl console` and `groundctl demo`: the operator's console (groundctl.ui);
+`run_replay_console` is the console over a replay (`groundctl replay --console`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from groundctl.cli import cli, context
 from groundctl.cli.commanding import _sim_options, sim_options
+
+if TYPE_CHECKING:
+    from groundctl.config import Config
+    from groundctl.mdb.model import Mission
+    from groundctl.replay import ReplaySource
 
 THEMES = ("dark", "light", "high-contrast")
 
@@ -18,6 +25,50 @@ def _run_console(ctx: click.Context, sim: bool | None, options: dict[str, Any], 
 
     cfg = context.config(ctx)
     backend = Backend(cfg, context.archive_path(ctx, cfg), sim=sim, sim_options=options)
+    app = ConsoleApp(backend, theme=theme)
+    try:
+        app.run()
+    finally:
+        backend.stop()  # flushes the archive whatever ended the app
+    if app.start_error:
+        raise click.ClickException(app.start_error)
+
+
+def run_replay_console(
+    config: Config,
+    source: ReplaySource,
+    output: Path,
+    *,
+    speed: float = 1.0,
+    seek_s: float | None = None,
+    paused: bool = False,
+    missions: tuple[dict[str, Mission], Mission | None] | None = None,
+    theme: str = "dark",
+) -> None:
+    """The console over a replay of `source` (groundctl.replay.resolve_source), writing
+    what the replay produces to the archive `output`; blocks until the operator quits.
+
+    The replay starts at `speed` (0: as fast as possible), from the first frame at or
+    after `seek_s` (Unix seconds) when given, paused when `paused`. `missions` (node ->
+    database, and the default) replaces the config's. Commanding is disabled; alerts are
+    not acknowledged nor shelved. The app stays open at the end of the recording. The
+    backend is always stopped (everything replayed is archived) before this returns.
+
+    Raises LinkError (a GroundctlError) for bad replay options or speed before anything
+    starts, and click.ClickException when the ground segment cannot start.
+    """
+    from groundctl.ui.app import ConsoleApp
+    from groundctl.ui.backend import Backend
+
+    backend = Backend(
+        config,
+        output,
+        replay=source,
+        replay_speed=speed,
+        replay_seek_s=seek_s,
+        replay_paused=paused,
+        missions=missions,
+    )
     app = ConsoleApp(backend, theme=theme)
     try:
         app.run()

@@ -4,6 +4,11 @@ The engine runs in its own thread (groundctl.ui.backend); this app starts it in 
 thread, then takes a snapshot of what changed ten times a second and hands it to the
 panes. On a wide terminal (160x45) every pane is visible; on a narrow one (80x24) one pane
 at a time, chosen with the tabs or the pane keys, and `z` zooms the focused pane anywhere.
+
+In replay (the backend replays a recording), the REPLAY banner sits on top and the
+replay's keys (space, `.`, `+`, `-`, `m`, `g`) pause, step, change the speed and seek.
+They are priority bindings, so that they mean the same in every pane, but they stand
+aside while an input has the focus (typing a filter) and on a dialog.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Grid
+from textual.containers import Grid, Vertical
 from textual.events import Resize
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
-from textual.widgets import Footer, Static, Tab, Tabs
+from textual.widgets import Footer, Input, Static, Tab, Tabs
 
 from groundctl.ui.backend import Backend
 from groundctl.ui.palette import NodesAndParameters
@@ -32,6 +37,7 @@ from groundctl.ui.panes.commanding import CommandPane
 from groundctl.ui.panes.events import EventsPane
 from groundctl.ui.panes.passes import PassesPane
 from groundctl.ui.panes.telemetry import TelemetryPane
+from groundctl.ui.replay import ReplayBanner, SeekDialog, recorded
 from groundctl.ui.state import Snapshot
 
 REFRESH_S = 0.1  # at most ten redraws a second
@@ -57,7 +63,8 @@ THEMES = {"dark": "textual-dark", "light": "textual-light", "high-contrast": HIG
 
 
 class StatusBar(Static):
-    """UTC clock, archive, operator and role, link states, and the SIM/REPLAY banner."""
+    """UTC clock (the recorded time in a replay), archive, operator and role, link
+    states, and the SIM banner (a replay has its own, above: groundctl.ui.replay)."""
 
     def __init__(self, backend: Backend) -> None:
         super().__init__(id="status")
@@ -97,14 +104,20 @@ class MainScreen(Screen[None]):
         self.backend = backend
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(self.backend)
+        if self.backend.replaying:
+            with Vertical(id="top-bars"):
+                yield ReplayBanner()
+                yield StatusBar(self.backend)
+        else:
+            yield StatusBar(self.backend)
         yield Tabs(
             *(Tab(Text(f"{p.TITLE} [{p.KEY}]"), id=f"tab-{p.KEY}") for p in PANES), id="tabs"
         )
         with Grid(id="panes"):
             for pane in PANES:
                 yield pane(self.backend, id=f"pane-{pane.TITLE.lower()}")
-        yield Footer()
+        replaying = self.backend.replaying  # room for the replay's keys (ctrl+p still works)
+        yield Footer(compact=replaying, show_command_palette=not replaying)
 
     def on_resize(self, event: Resize) -> None:
         narrow = event.size.width < NARROW_WIDTH or event.size.height < NARROW_HEIGHT
@@ -138,7 +151,15 @@ class ConsoleApp(App[None]):
         Binding("c,colon", "pane('c')", "Command"),
         Binding("e", "pane('e')", "Events", show=False),
         Binding("z", "zoom", "Zoom"),
+        # replay: shown and active only in replay (check_action)
+        Binding("space", "replay('pause')", "Pause", priority=True),
+        Binding("full_stop", "replay('step')", "Step", priority=True),
+        Binding("plus,equals_sign", "replay('faster')", "Faster", priority=True),
+        Binding("minus", "replay('slower')", "Slower", priority=True),
+        Binding("m", "replay('max')", "Max", priority=True),
+        Binding("g", "seek", "Seek", priority=True),
     ]
+    REPLAY_ACTIONS = frozenset({"replay", "seek"})
 
     def __init__(
         self, backend: Backend, *, theme: str = "dark", refresh_s: float = REFRESH_S
@@ -189,6 +210,8 @@ class ConsoleApp(App[None]):
         for pane in self.main_screen.query(Pane):
             pane.first_update(snapshot)
         self.main_screen.query_one(StatusBar).show(snapshot, 0.0)
+        self._show_replay()
+        self.refresh_bindings()  # the replay's keys are on now
         self._refresh_timer = self.set_interval(self.refresh_s, self.refresh_panes)
 
     def refresh_panes(self) -> None:
@@ -206,8 +229,66 @@ class ConsoleApp(App[None]):
             self.bell()
             status.flash_until = now + 3.0
         status.show(snapshot, now)
+        self._show_replay()
+
+    def _show_replay(self) -> None:
+        if self.backend.replaying:
+            self.main_screen.query_one(ReplayBanner).show(self.backend.replay_status)
 
     # --- actions ---------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The replay's keys: only in replay, on the main screen, and not while an input
+        has the focus (the key is then typed)."""
+        if action in self.REPLAY_ACTIONS:
+            return (
+                self.backend.replaying
+                and self.started
+                and not self.stopping
+                and self.screen is self.main_screen
+                and not isinstance(self.focused, Input)
+            )
+        return True
+
+    async def action_replay(self, control: str) -> None:
+        """Pause or resume, step, faster, slower, as fast as possible (or back)."""
+        backend = self.backend
+        request = {
+            "pause": backend.replay_pause,
+            "step": backend.replay_step,
+            "faster": backend.replay_faster,
+            "slower": backend.replay_slower,
+            "max": backend.replay_max,
+        }[control]
+        try:
+            status = await request()
+        except Exception as error:  # the ground segment stopped meanwhile
+            message = getattr(error, "message", str(error))
+            self.notify(message, title="Replay", severity="error", markup=False)
+            return
+        self.main_screen.query_one(ReplayBanner).show(status)
+
+    def action_seek(self) -> None:
+        """Ask where to go (a UTC time, or +/- seconds), then seek there."""
+
+        def now() -> float:
+            return self.backend.replay_status.time_s
+
+        def chosen(time_s: float | None) -> None:
+            if time_s is not None:
+                self.run_worker(self._seek(time_s), group="replay-seek", exclusive=True)
+
+        self.push_screen(SeekDialog(now), chosen)
+
+    async def _seek(self, time_s: float) -> None:
+        try:
+            status = await self.backend.replay_seek(time_s)
+        except Exception as error:
+            message = getattr(error, "message", str(error))
+            self.notify(message, title="Seek", severity="error", markup=False)
+            return
+        self.main_screen.query_one(ReplayBanner).show(status)
+        self.notify(f"Replay: to {recorded(time_s)}", markup=False)
+
     def action_pane(self, key: str) -> None:
         """Focus (and, on a narrow terminal, show) the pane with this key."""
         for pane in self.main_screen.query(Pane):

@@ -6,15 +6,23 @@ background thread, so the console's thread only draws. Bus messages land in a
 asks of the engine (send a command, acknowledge an alert, read history from the
 archive) is a coroutine handed to the engine's loop; the UI awaits its result without
 blocking (`await backend.call(...)`).
+
+In replay (`replay=` a `groundctl.replay.ReplaySource`) the only link is a replay link,
+commanding is disabled, and the controls (pause, step, speed, seek) run on the engine's
+loop; the UI reads `replay_status`, a `ReplayStatus` the engine's thread renews ten times
+a second and after each control.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import math
 import threading
 import time
 from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,8 +41,10 @@ if TYPE_CHECKING:
     from groundctl.commander import Commander, Outcome
     from groundctl.config import Config
     from groundctl.links.base import Link
+    from groundctl.links.replay import ReplayLink
     from groundctl.mdb.model import Mission
     from groundctl.orbits.model import Pass
+    from groundctl.replay import ReplaySource
     from groundctl.session import Session
 
 T = TypeVar("T")
@@ -43,6 +53,41 @@ CLOCK_PERIOD_S = 0.1
 
 class BackendError(RuntimeError):
     """The ground segment could not start (the message says why)."""
+
+
+# Alerts are not acknowledged nor shelved in a replay: its archive is scratch, and an
+# acknowledgement there would claim an operator saw an alert that is only being replayed.
+ALERTS_READ_ONLY = (
+    "alerts cannot be acknowledged or shelved during replay: the replay's archive is "
+    "scratch, and the alert is only being replayed"
+)
+
+
+@dataclass(frozen=True)
+class ReplayStatus:
+    """Where a replay is, as the UI shows it (made on the engine's thread)."""
+
+    title: str
+    time_s: float  # the recorded time reached (NaN before the replay is up)
+    speed: float  # times real time; 0 is as fast as possible
+    paused: bool
+    finished: bool  # the recording was replayed to its end
+    frames: int  # frames delivered so far (every lap and seek counted)
+    running: bool = False  # the replay is up
+
+
+def faster(speed: float, ladder: tuple[float, ...]) -> float:
+    """The next speed up `ladder` from `speed`; past its top, 0 (as fast as possible)."""
+    if speed == 0:
+        return 0.0
+    return next((s for s in ladder if s > speed * (1 + 1e-9)), 0.0)
+
+
+def slower(speed: float, ladder: tuple[float, ...]) -> float:
+    """The next speed down `ladder` from `speed` (0: from the top); its bottom stays."""
+    if speed == 0:
+        return ladder[-1]
+    return next((s for s in reversed(ladder) if s < speed * (1 - 1e-9)), ladder[0])
 
 
 class Backend:
@@ -59,7 +104,17 @@ class Backend:
         links: list[Link] | None = None,
         operator: str | None = None,
         role: str | None = None,
+        replay: ReplaySource | None = None,
+        replay_speed: float = 1.0,
+        replay_seek_s: float | None = None,
+        replay_paused: bool = False,
+        missions: tuple[dict[str, Mission], Mission | None] | None = None,
     ) -> None:
+        """`replay` runs the console over a replay of that source instead of links: its
+        replay link is built here (LinkError at once if its options are bad) at
+        `replay_speed`, goes to `replay_seek_s` (Unix seconds) and is paused if
+        `replay_paused`, before its first frame; commanding is disabled. `missions`
+        (node -> database, and the default) replaces the config's."""
         self.config = config
         self.archive_path = Path(archive_path)
         self.sim = sim
@@ -67,6 +122,27 @@ class Backend:
         self.given_links = links
         self.operator = operator
         self.role = role
+        self.replay = replay
+        self.missions = missions
+        self.replay_link: ReplayLink | None = None
+        self._replay_start = (replay_seek_s, replay_paused)
+        self._speed_before_max = replay_speed or 1.0
+        self._seeking: tuple[float, int] | None = None  # (time sought, frames then)
+        if replay is not None:
+            from groundctl.links.replay import ReplayLink
+
+            self.replay_link = ReplayLink(
+                "replay", replay.node, {**replay.options, "speed": replay_speed}
+            )
+            self.given_links = [self.replay_link]
+        self.replay_status = ReplayStatus(
+            replay.title if replay is not None else "",
+            math.nan,
+            replay_speed,
+            replay_paused,
+            False,
+            0,
+        )
         self.state = ConsoleState()
         self.session: Session | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -77,12 +153,14 @@ class Backend:
         # a read connection for history, used from one thread of its own
         self._archive: Any = None
         self._reader = concurrent.futures.ThreadPoolExecutor(1, "groundctl-history")
+        self._engine_thread: threading.Thread | None = None
 
     # --- lifecycle (any thread) --------------------------------------------------------------
     def start(self, timeout_s: float = 120.0) -> None:
         """Start the engine thread and wait until the session is up (BackendError, or the
         session's own GroundctlError, if it cannot start)."""
         self._thread = threading.Thread(target=self._main, name="groundctl-engine", daemon=True)
+        self._engine_thread = self._thread
         self._thread.start()
         if not self._ready.wait(timeout_s):
             raise BackendError(f"the ground segment did not start within {timeout_s:g} s")
@@ -143,13 +221,30 @@ class Backend:
             role=self.role,
             source="console",
             bus=bus,
+            replay=self.replay is not None,
+            missions=self.missions,
         )
+        link = self.replay_link
+        seek_s, paused = self._replay_start
+        if link is not None and (paused or seek_s is not None):
+            link.pause()  # no frame before the seek, or none at all when paused
         try:
             await session.start()
         except BaseException as error:
             self._error = error
             self._ready.set()
             return
+        if link is not None:
+            assert session.engine is not None
+            # The engine's clock is the replay link's, which runs on past the end of the
+            # recording (stale alerts would follow that were never in it): this one stops
+            # at the last frame, and knows a seek has moved it.
+            session.engine.clock = functools.partial(self._replay_time, link)
+            if seek_s is not None:
+                self._seek_now(seek_s)
+            if not paused:
+                link.resume()
+            self._renew_status()  # before anyone may ask the clock
         self.session = session
         assert session.engine is not None
         tasks = [
@@ -158,6 +253,7 @@ class Backend:
             asyncio.create_task(self._clock(), name="console-clock"),
         ]
         self.state.set_clock(self.clock())  # the first snapshot has the real clock
+        self._renew_status()
         self._ready.set()
         try:
             await self._stop.wait()
@@ -188,14 +284,135 @@ class Backend:
         while True:
             lag = max((getattr(link, "lag_s", 0.0) for link in self.links), default=0.0)
             self.state.set_clock(self.clock(), lag)
+            self._renew_status()
             await asyncio.sleep(CLOCK_PERIOD_S)
+
+    # --- replay (the engine's thread) ---------------------------------------------------------
+    def _replay_time(self, link: ReplayLink) -> float:
+        """The recorded time reached: the last frame's once the recording is over (the
+        link's clock would run on), the time sought until a frame after a seek comes
+        (a paused link's clock stays at the frame before), else the link's clock."""
+        if link.finished and link.position_s is not None:
+            return link.position_s
+        if self._seeking is not None:
+            sought, frames = self._seeking
+            if link.counters.frames_in == frames and not link.finished:
+                return sought
+            self._seeking = None
+        return link.clock()
+
+    def _renew_status(self) -> ReplayStatus:
+        link = self.replay_link
+        if link is None or self.replay is None:
+            return self.replay_status
+        status = ReplayStatus(
+            self.replay.title,
+            self._replay_time(link),
+            link.speed,
+            link.paused,
+            link.finished,
+            link.counters.frames_in,
+            running=True,
+        )
+        self.replay_status = status  # one reference: safe to read from any thread
+        return status
+
+    def _seek_now(self, time_s: float) -> None:
+        link = self.replay_link
+        assert link is not None
+        link.seek(time_s)
+        self._seeking = (time_s, link.counters.frames_in)
+
+    async def _control(self, what: str, time_s: float | None = None) -> ReplayStatus:
+        """Apply one control to the replay link (on the engine's loop)."""
+        link = self.replay_link
+        session = self.session
+        if link is None or session is None or session.engine is None:
+            raise BackendError("not replaying")
+        if what == "pause":
+            if link.paused:
+                link.resume()
+            else:
+                link.pause()
+        elif what == "step":
+            link.step()
+        elif what in ("faster", "slower", "max"):
+            from groundctl.replay import SPEEDS
+
+            speed = link.speed
+            if what == "faster":
+                speed = faster(speed, SPEEDS)
+            elif what == "slower":
+                speed = slower(speed, SPEEDS)
+            elif speed:
+                self._speed_before_max, speed = speed, 0.0
+            else:
+                speed = self._speed_before_max
+            link.set_speed(speed)
+        elif what == "seek":
+            assert time_s is not None
+            engine = session.engine
+            if engine.pump(link.name).done():
+                # the recording was over and its frames ended: open it again, held still
+                # until the seek is in place
+                paused = link.paused
+                link.pause()
+                await engine.detach(link.name)
+                engine.attach(link)
+                await link.open()
+                self._seek_now(time_s)
+                if not paused:
+                    link.resume()
+            else:
+                self._seek_now(time_s)
+        else:
+            raise ValueError(f"unknown replay control {what!r}")
+        self.state.set_clock(self.clock())
+        return self._renew_status()
 
     # --- what the UI asks ---------------------------------------------------------------------
     def clock(self) -> float:
+        """The engine's clock: the simulated or the recorded time in a simulation or a
+        replay, else the wall clock."""
         session = self.session
         if session is None or session.engine is None:
             return time.time()
+        link = self.replay_link
+        if link is not None:
+            if threading.current_thread() is not self._engine_thread:
+                shown = self.replay_status.time_s  # the link is the engine thread's
+                return shown if math.isfinite(shown) else time.time()
+            return self._replay_time(link)
         return session.engine.clock()
+
+    @property
+    def replaying(self) -> bool:
+        return self.replay is not None
+
+    async def replay_pause(self) -> ReplayStatus:
+        """Pause the replay, or resume it."""
+        return await self.call(self._control("pause"))
+
+    async def replay_step(self) -> ReplayStatus:
+        """Deliver the next frame and stay paused."""
+        return await self.call(self._control("step"))
+
+    async def replay_faster(self) -> ReplayStatus:
+        """The next speed up `groundctl.replay.SPEEDS` (past the top: as fast as possible)."""
+        return await self.call(self._control("faster"))
+
+    async def replay_slower(self) -> ReplayStatus:
+        """The next speed down `groundctl.replay.SPEEDS`."""
+        return await self.call(self._control("slower"))
+
+    async def replay_max(self) -> ReplayStatus:
+        """As fast as possible, or back to the speed before."""
+        return await self.call(self._control("max"))
+
+    async def replay_seek(self, time_s: float) -> ReplayStatus:
+        """Go on from the first frame at or after `time_s` (Unix seconds); paused stays
+        paused; after the end of the recording, it replays again from there."""
+        return await self.call(self._control("seek", time_s))
 
     @property
     def links(self) -> list[Link]:
@@ -232,6 +449,8 @@ class Backend:
             fleet = getattr(link, "fleet", None)
             if fleet is not None:
                 names |= set(fleet.nodes)
+            elif link is self.replay_link and self.replay and self.replay.kind != "file":
+                continue  # an archive's replay link: its node is only a label
             elif link.node and link.node != "fleet":
                 names.add(link.node)
         return sorted(names)
@@ -243,10 +462,18 @@ class Backend:
         return await self.call(run())
 
     async def acknowledge(self, alert_id: int, comment: str = "") -> None:
+        self._alerts_writable()
         await self.call(self.commander.acknowledge(alert_id, comment))
 
     async def shelve(self, alert_id: int, until_s: float) -> None:
+        self._alerts_writable()
         await self.call(self.commander.shelve(alert_id, until_s))
+
+    def _alerts_writable(self) -> None:
+        if self.replaying:
+            from groundctl.errors import CommandError
+
+            raise CommandError(ALERTS_READ_ONLY)
 
     async def cancel(self, command_id: int, reason: str = "") -> None:
         await self.call(self.commander.cancel(command_id, reason))

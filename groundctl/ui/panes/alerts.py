@@ -6,7 +6,8 @@ and cleared ones nobody has acknowledged yet; shelved alerts are hidden until th
 expires (`h` shows them too). Rows are keyed by alert id and updated in place; the table
 is rebuilt (keeping the cursor on its alert) only when alerts come, go or change places.
 Acknowledging and shelving go to the engine thread through the backend (audited there);
-a refusal, such as a viewer acknowledging, comes back as an error notification.
+a refusal, such as a viewer acknowledging, comes back as an error notification. In replay
+neither is offered (the replay's archive is scratch): the keys say why instead.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from groundctl.errors import GroundctlError
-from groundctl.ui.backend import BackendError
+from groundctl.ui.backend import ALERTS_READ_ONLY, BackendError
 from groundctl.ui.dialogs import (
     SEVERITY_STYLE,
     AcknowledgeDialog,
@@ -261,6 +262,8 @@ class AlertsPane(Pane):
         if hidden:
             parts.append(f"{hidden} shelved")
         subtitle = " · ".join(parts) if parts else "no alerts"
+        if self.backend.replaying:
+            subtitle += " · replay: read-only"
         if subtitle != self._subtitle:
             self._subtitle = subtitle
             self.border_subtitle = Text(subtitle)
@@ -274,7 +277,9 @@ class AlertsPane(Pane):
     def on_alert_table_requested(self, message: AlertTable.Requested) -> None:
         message.stop()
         alert = self._shown.get(message.alert_id) if message.alert_id is not None else None
-        if alert is None:
+        if self.backend.replaying:
+            self.notify(ALERTS_READ_ONLY, title="Replay", severity="warning", markup=False)
+        elif alert is None:
             self.notify("No alert selected", severity="warning", markup=False)
         elif message.action == "acknowledge":
             self.acknowledge(alert)

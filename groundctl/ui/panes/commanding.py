@@ -18,6 +18,9 @@ The history is the session's commands, as their stages arrive (`Snapshot.command
 the archive's newest commands and every queued one, read once when the ground segment is
 up. A queued row says when it goes: the node's next contact, or its time tag; `x` (or
 Delete) on it cancels it.
+
+In replay commanding is disabled (a replay has no node to command): the command line is
+disabled and says so; the history and the queue still show the replay archive's.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from rich.text import Text
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import DataTable, Input, Static
@@ -41,6 +45,7 @@ from textual.widgets import DataTable, Input, Static
 from groundctl.commanding.roles import check_role
 from groundctl.commanding.syntax import usage
 from groundctl.errors import CommandError, GroundctlError
+from groundctl.session import REPLAY_DISABLED
 from groundctl.ui.backend import BackendError
 from groundctl.ui.completion import MissionOf, candidates, suggestion, tab_complete
 from groundctl.ui.confirm import ConfirmCommand
@@ -264,12 +269,16 @@ class CommandPane(Pane):
 
     # --- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield CommandInput(
+        line = CommandInput(
             self.node_names,
             self.backend.mission_of,
             id="cmd-input",
             placeholder=f"{SYNTAX}   Tab completes, Enter sends",
         )
+        if self.backend.replaying:
+            line.placeholder = "replay: commanding is disabled"
+            line.disabled = True
+        yield line
         yield Static(id="cmd-hint")
         yield Static(id="cmd-check")
         history = DataTable[Text](id="cmd-history", cursor_type="row", zebra_stripes=True)
@@ -286,6 +295,12 @@ class CommandPane(Pane):
         self._show_hint("")
         self._show_check("")
         self._show_queue_title()
+        if self.backend.replaying:
+            self._show_replay()
+
+    def _show_replay(self) -> None:
+        self.query_one("#cmd-hint", Static).update("")
+        self._show_check_text(Text(REPLAY_DISABLED, "bold yellow"))
 
     @property
     def command_input(self) -> CommandInput:
@@ -312,7 +327,11 @@ class CommandPane(Pane):
             return
         self.border_subtitle = f"{actor.operator} ({actor.role})"
         self.update_from(snapshot)
-        self._show_check(self.command_input.value)
+        if self.backend.replaying:
+            self.border_subtitle = "replay: commanding disabled"
+            self._show_replay()
+        else:
+            self._show_check(self.command_input.value)
         self.run_worker(self._load_archive(), group="cmd-archive", exclusive=True)
 
     def update_from(self, snapshot: Snapshot) -> None:
@@ -347,8 +366,17 @@ class CommandPane(Pane):
             )
             queued: list[CommandRecord] = await self.backend.queued()
         except Exception as error:
-            self._show_check_text(Text(f"history: the archive could not be read: {error}", "red"))
+            if self.is_attached:
+                self._show_check_text(
+                    Text(f"history: the archive could not be read: {error}", "red")
+                )
             return
+        if not self.is_attached:  # the console closed meanwhile
+            return
+        with contextlib.suppress(NoMatches):  # the console is closing: its tables are gone
+            self._show_archive(recent, queued)
+
+    def _show_archive(self, recent: list[CommandRecord], queued: list[CommandRecord]) -> None:
         added = False
         for record in [*reversed(recent), *queued]:
             self._release_kind.setdefault(record.id, record.release)
@@ -527,6 +555,9 @@ class CommandPane(Pane):
         text = event.value.strip()
         if not text:
             return
+        if self.backend.replaying:
+            self._show_replay()
+            return
         if self._sending:
             self._show_check_text(Text("still sending the previous command", "yellow"))
             return
@@ -595,6 +626,8 @@ class CommandPane(Pane):
         if event.data_table.id != "cmd-history" or event.row_key.value is None:
             return
         event.stop()
+        if self.backend.replaying:
+            return  # the command line is disabled
         view = self._views.get(int(event.row_key.value))
         if view is not None and view.text:
             line = self.command_input
@@ -606,6 +639,9 @@ class CommandPane(Pane):
 
     def on_queue_table_cancel_requested(self, event: QueueTable.CancelRequested) -> None:
         event.stop()
+        if self.backend.replaying:
+            self._show_replay()
+            return
         self.run_worker(self._cancel(event.command_id), group="cmd-cancel")
 
     async def _cancel(self, command_id: int) -> None:

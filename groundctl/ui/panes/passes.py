@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -50,7 +51,9 @@ CRAMPED_WIDTH = 52  # below this the sky plot gives its room to the table
 SKY_MIN_WIDTH = 24
 SKY_MAX_WIDTH = 60
 
-# (key, label, width): None sizes the column to its content when the rows are built.
+# (key, label, width): None sizes the column to its content when the rows are built
+# (`column_widths`: set, not left to the table, whose first drawing of new rows may keep
+# the widths it had before it measured them).
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("node", "Node", None),
     ("when", "AOS in / LOS", 13),
@@ -110,6 +113,18 @@ def row_cells(p: Pass, clock_s: float) -> list[str | Text]:
         ms(p.duration_s),
         "yes" if p.sunlit else "no",
     ]
+
+
+def column_widths(passes: Sequence[Pass]) -> dict[str, int]:
+    """Each column's width for these rows: fixed, or as wide as its label and content."""
+    content = {
+        "node": max((cell_len(p.node) for p in passes), default=0),
+        "station": max((cell_len(p.station) for p in passes), default=0),
+    }
+    return {
+        key: width if width is not None else max(cell_len(label), content.get(key, 0))
+        for key, label, width in COLUMNS
+    }
 
 
 def live_line(p: Pass, clock_s: float, point: tuple[float, float, float] | None) -> str:
@@ -442,7 +457,10 @@ class PassesPane(Pane):
         if keys != [pass_key(p) for p in self.plan]:
             self.plan = shown
             table = self.table
-            table.clear()
+            table.clear(columns=True)
+            widths = column_widths(shown)
+            for column, label, _ in COLUMNS:
+                table.add_column(label, key=column, width=widths[column])
             self._cells = {}
             for key, p in zip(keys, shown, strict=True):
                 table.add_row(*row_cells(p, clock), key=key)
