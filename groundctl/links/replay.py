@@ -356,6 +356,8 @@ class ReplayLink(Link):
                     await self._wait_until(due)
                     continue
             self._buffer.popleft()
+            if len(self._buffer) == self.CHUNK_FRAMES // 2:
+                self._read_ahead()
             self._emit_contacts(frame.time_s)
             self._deliver(frame, problem)
             yield frame
@@ -527,6 +529,17 @@ class ReplayLink(Link):
                 self.options["from_node"] or None,
                 self.options["pass_id"] or None,
             )
+
+    def _read_ahead(self) -> None:
+        """Start reading the next chunk in a worker thread while the buffer still holds
+        frames, so the replay does not wait for the source at each chunk (`_fill` takes
+        the chunk when the buffer runs out). One read at a time per reader."""
+        reader = self._reader
+        if reader is None or self._exhausted or self._reading is not None:
+            return
+        future = asyncio.ensure_future(asyncio.to_thread(reader.read, self.CHUNK_FRAMES))
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._reading = (reader, future)
 
     async def _fill(self) -> None:
         """Read the next chunk in a worker thread into the buffer.
