@@ -56,7 +56,8 @@ def cli(ctx: click.Context, config_path: str | None, archive_path: str | None) -
     """groundctl: mission operations for fleets of orbital compute nodes.
 
     Predicts contacts between nodes and ground stations, ingests TLEs, talks to nodes
-    through link adapters, simulates a fleet, and keeps everything in a SQLite archive.
+    through link adapters, simulates a fleet, keeps everything in a SQLite archive and
+    replays what it recorded.
 
     \b
     Examples:
@@ -64,6 +65,8 @@ def cli(ctx: click.Context, config_path: str | None, archive_path: str | None) -
       groundctl passes --node ODC-07 --json
       groundctl --config ops.toml tle fetch
       groundctl sim --speed 60 --duration 3600
+      groundctl passes --flown              # the passes flown and archived
+      groundctl replay 42 --console         # flown pass 42 again, in the console
       groundctl links
     """
     ctx.ensure_object(dict)

@@ -62,6 +62,7 @@ def db() -> None:
       groundctl db import session.jsonl --mission cfs-lab --node cfs
       groundctl db query ES_HK.CMD_COUNT --latest
       groundctl db export --from 2026-11-24T03:00Z --to 2026-11-24T04:00Z pass.tlm
+      groundctl db export --pass 42 pass-42.db      # one flown pass, a small archive
       groundctl db vacuum --keep-days 30 --dry-run
       groundctl db verify
       groundctl db audit --node ODC-07
@@ -294,7 +295,9 @@ def import_recording(
     time as receive time). Every frame is archived, decoded or not: packets the mission
     does not define are kept with status "unknown", broken ones as "malformed". The whole
     file is checked before anything is written, so a bad line archives nothing; importing
-    the same file twice archives it twice.
+    the same file twice archives it twice. Formats added by plugins (the groundctl.recordings
+    entry points, e.g. KISS captures with groundctl-kiss) are read too. The frames make
+    flown passes as a link without a contact plan does (`groundctl passes --flown`).
 
     \b
     Examples:
