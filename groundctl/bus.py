@@ -76,6 +76,34 @@ class CommandMessage:
     release_at: float | None = None
 
 
+@dataclass(frozen=True)
+class StationMessage:
+    """A station's antenna and radio at one tracking update (`time_s`, engine clock).
+
+    `phase`: idle, prepositioning, tracking, parking. The node's true direction
+    (`node_az`/`node_el`), the position commanded this update (`target_*`, None when
+    none was sent), the position read back (`actual_*`), the pointing error between the
+    two directions that matter (read back vs the node), and the radio's frequencies
+    (`*_hz`, the ones set; `tuned`: True when they were set this update).
+    """
+
+    station: str
+    node: str
+    phase: str
+    time_s: float
+    node_az: float | None = None
+    node_el: float | None = None
+    target_az: float | None = None
+    target_el: float | None = None
+    actual_az: float | None = None
+    actual_el: float | None = None
+    error_deg: float | None = None
+    downlink_hz: int | None = None
+    uplink_hz: int | None = None
+    tuned: bool = False
+    detail: str = ""
+
+
 def sample_key(message: Any) -> Hashable:
     """Coalescing key for `latest` subscribers: one value per node and parameter."""
     if isinstance(message, SampleMessage):

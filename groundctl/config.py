@@ -11,6 +11,7 @@ and what is expected; see docs/config.md for the format.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +79,8 @@ class NodeConfig:
     mission: str = ""  # a [missions] name; default: [commanding] mission
     key_file: Path | None = None
     key_env: str = ""
+    downlink_hz: int | None = None  # the node's downlink and uplink frequencies (Doppler)
+    uplink_hz: int | None = None
 
     @property
     def requires_auth(self) -> bool:
@@ -101,6 +104,49 @@ class CommandingConfig:
 
     def role_of(self, user: str) -> str:
         return self.operators.get(user, self.default_role)
+
+
+@dataclass(frozen=True)
+class RotatorConfig:
+    """A station's antenna rotator, driven through Hamlib's rotctld, and how it tracks.
+
+    The limits narrow the rotator's own (read from rotctld); a target outside either is
+    refused before it is sent. `park` is (az, el) after LOS; None uses rotctld's park.
+    """
+
+    host: str
+    port: int
+    timeout_s: float = 2.0
+    update_s: float = 1.0  # seconds (of the clock tracked: simulated time runs faster)
+    threshold_deg: float = 2.0  # a new position is sent when the error would exceed this
+    preposition_s: float = 120.0  # move to the AOS position this long before AOS
+    max_lead_s: float = 10.0
+    park: tuple[float, float] | None = None
+    min_az: float | None = None
+    max_az: float | None = None
+    min_el: float | None = None
+    max_el: float | None = None
+
+
+@dataclass(frozen=True)
+class RadioConfig:
+    """A station's radio, tuned through Hamlib's rigctld: downlink on the main VFO,
+    uplink on the split TX VFO (`tx_vfo`)."""
+
+    host: str
+    port: int
+    timeout_s: float = 2.0
+    tx_vfo: str = "VFOB"
+
+
+@dataclass(frozen=True)
+class StationControl:
+    """The rotator and radio of a station, when it has them (`[stations.rotator]`,
+    `[stations.radio]`)."""
+
+    station: str
+    rotator: RotatorConfig | None = None
+    radio: RadioConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +192,8 @@ class Config:
     links: Mapping[str, LinkConfig]
     commanding: CommandingConfig = field(default_factory=CommandingConfig)
     is_demo: bool = False
+    # station name -> its rotator and radio (only stations that have one)
+    control: Mapping[str, StationControl] = field(default_factory=dict)
 
     def station(self, name: str) -> Station:
         """Return the station called `name` (case-insensitive); ConfigError if none."""
@@ -245,6 +293,7 @@ class _Reader(TomlReader):
     def config(self, raw: dict[str, Any]) -> Config:
         self.check_keys(raw, _TOP_KEYS, ())
         stations = self.stations(raw.get("stations", []))
+        control = self.control(raw.get("stations", []))
         fleet = self.fleet(raw.get("fleet", []))
         nodes = self.nodes(raw.get("nodes", {}))
         tle = self.tle(raw.get("tle", {}))
@@ -278,6 +327,7 @@ class _Reader(TomlReader):
             links=links,
             commanding=commanding,
             is_demo=self.path.resolve() == demo_config_path().resolve(),
+            control=control,
         )
 
     def stations(self, value: Any) -> tuple[Station, ...]:
@@ -292,6 +342,8 @@ class _Reader(TomlReader):
             "horizon_mask",
             "antennas",
             "turnaround_s",
+            "rotator",
+            "radio",
         }
         result: list[Station] = []
         seen: set[str] = set()
@@ -321,6 +373,99 @@ class _Reader(TomlReader):
                 )
             )
         return tuple(result)
+
+    def control(self, value: Any) -> dict[str, StationControl]:
+        """The [stations.rotator] and [stations.radio] tables (stations() checked the
+        rest)."""
+        result: dict[str, StationControl] = {}
+        for i, entry in enumerate(value):
+            rotator = self.rotator(entry, ("stations", i, "rotator"))
+            radio = self.radio(entry, ("stations", i, "radio"))
+            if rotator is not None or radio is not None:
+                result[entry["name"]] = StationControl(entry["name"], rotator, radio)
+        return result
+
+    def rotator(self, entry: Mapping[str, Any], keys: Keys) -> RotatorConfig | None:
+        if "rotator" not in entry:
+            return None
+        table = self.table(entry["rotator"], keys)
+        allowed = {
+            "address", "timeout_s", "update_s", "threshold_deg", "preposition_s", "max_lead_s",
+            "park", "min_az", "max_az", "min_el", "max_el",
+        }  # fmt: skip
+        self.check_keys(table, allowed, keys)
+
+        def number(key: str, default: float, low: float, high: float, unit: str) -> float:
+            return self.number(table, key, keys, default=default, low=low, high=high, unit=unit)
+
+        host, port = self.address(table, keys, 4533)
+        limits = {}
+        for key, low, high in (
+            ("min_az", -360, 720),
+            ("max_az", -360, 720),
+            ("min_el", -10, 180),
+            ("max_el", -10, 180),
+        ):
+            if key in table:
+                limits[key] = self.number(table, key, keys, low=low, high=high, unit=" deg")
+        for low_key, high_key in (("min_az", "max_az"), ("min_el", "max_el")):
+            if low_key in limits and high_key in limits and limits[low_key] >= limits[high_key]:
+                raise self.error(
+                    (*keys, high_key),
+                    f"{limits[high_key]} is not above {low_key} {limits[low_key]}",
+                )
+        return RotatorConfig(
+            host,
+            port,
+            timeout_s=number("timeout_s", 2.0, 0.05, 60, " s"),
+            update_s=number("update_s", 1.0, 0.05, 60, " s"),
+            threshold_deg=number("threshold_deg", 2.0, 0.01, 45, " deg"),
+            preposition_s=number("preposition_s", 120.0, 0, 3600, " s"),
+            max_lead_s=number("max_lead_s", 10.0, 0, 120, " s"),
+            park=self.park(table, keys),
+            **limits,
+        )
+
+    def radio(self, entry: Mapping[str, Any], keys: Keys) -> RadioConfig | None:
+        if "radio" not in entry:
+            return None
+        table = self.table(entry["radio"], keys)
+        self.check_keys(table, {"address", "timeout_s", "tx_vfo"}, keys)
+        host, port = self.address(table, keys, 4532)
+        return RadioConfig(
+            host,
+            port,
+            timeout_s=self.number(table, "timeout_s", keys, default=2.0, low=0.05, high=60),
+            tx_vfo=self.string(table, "tx_vfo", keys, default="VFOB"),
+        )
+
+    def address(self, table: Mapping[str, Any], keys: Keys, default_port: int) -> tuple[str, int]:
+        text = self.string(table, "address", keys)
+        host, _, port_text = text.rpartition(":")
+        if not host:
+            host, port_text = text, str(default_port)
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise self.error(
+                (*keys, "address"),
+                f"{text!r} is not HOST:PORT",
+                hint=f'e.g. address = "127.0.0.1:{default_port}"',
+            )
+        return host, int(port_text)
+
+    def park(self, table: Mapping[str, Any], keys: Keys) -> tuple[float, float] | None:
+        if "park" not in table:
+            return None
+        value = table["park"]
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            or not all(math.isfinite(v) for v in value)
+        ):
+            raise self.error(
+                (*keys, "park"), "expected [azimuth_deg, elevation_deg]", hint="e.g. park = [0, 90]"
+            )
+        return float(value[0]), float(value[1])
 
     def mask(self, value: Any, keys: Keys) -> tuple[tuple[float, float], ...]:
         if not isinstance(value, list):
@@ -492,7 +637,16 @@ class _Reader(TomlReader):
         for name, item in table.items():
             keys: Keys = ("nodes", name)
             entry = self.table(item, keys)
-            self.check_keys(entry, {"priority", "mission", "key_file", "key_env"}, keys)
+            self.check_keys(
+                entry,
+                {"priority", "mission", "key_file", "key_env", "downlink_hz", "uplink_hz"},
+                keys,
+            )
+            frequencies = {
+                key: self.integer(entry, key, keys, low=1, high=300_000_000_000)
+                for key in ("downlink_hz", "uplink_hz")
+                if key in entry
+            }
             priority = (
                 self.integer(entry, "priority", keys, low=-1000, high=1000)
                 if "priority" in entry
@@ -508,6 +662,7 @@ class _Reader(TomlReader):
                 mission=self.string(entry, "mission", keys, default=""),
                 key_file=key_file,
                 key_env=key_env,
+                **frequencies,
             )
         return result
 

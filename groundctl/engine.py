@@ -30,6 +30,7 @@ from groundctl.bus import (
     FrameMessage,
     LinkStateMessage,
     SampleMessage,
+    StationMessage,
 )
 from groundctl.mdb.model import Mission
 from groundctl.telemetry.alerts import Alert, AlertChange
@@ -268,6 +269,20 @@ class Engine:
         if self.writer is not None:
             self.writer.add_events([event], self.passes.event(event.node))
         self.bus.publish(EventMessage(event))
+
+    def station(self, message: StationMessage) -> None:
+        """Archive and publish a station's tracking update (groundctl.station)."""
+        if self.writer is not None:
+            m = message
+            self.writer.add_station(
+                (
+                    m.time_s, m.station, m.node, m.phase, m.node_az, m.node_el, m.target_az,
+                    m.target_el, m.actual_az, m.actual_el, m.error_deg,
+                    m.downlink_hz if m.tuned else None, m.uplink_hz if m.tuned else None,
+                    m.detail,
+                )
+            )  # fmt: skip
+        self.bus.publish(message)
 
     def command_stage(self, node: str, stage: str) -> int | None:
         """A command of `node` reached `stage` (the commander says): counted in the node's

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from groundctl.bus import Bus
 from groundctl.commander import Commander
@@ -24,6 +24,9 @@ from groundctl.mdb.model import Mission
 from groundctl.orbits.model import Pass
 from groundctl.paths import data_dir
 from groundctl.telemetry.pipeline import Processed
+
+if TYPE_CHECKING:
+    from groundctl.station.tracker import StationTracker
 
 
 def load_missions(config: Config, nodes: list[str]) -> tuple[dict[str, Mission], Mission | None]:
@@ -84,6 +87,7 @@ async def contact_plan(
     return sorted((p for p in plan if p.los > start and p.aos < end), key=lambda p: p.aos)
 
 
+PLAN_REFRESH_S = 3600.0  # clock seconds between refreshes of the stations' contact plan
 REPLAY_DISABLED = "commanding is disabled during replay: a replay has no node to command"
 
 
@@ -95,6 +99,8 @@ class Session:
     none. `links` given explicitly replaces both (tests, replay). `replay` disables
     commanding. `missions` (node -> database, and the default) replaces the config's.
     `on_processed` sees every received frame once processed (`Engine.on_processed`).
+    `stations` tracks with the config's station rotators and radios (the console and
+    procedures do; a one-off command does not).
     """
 
     def __init__(
@@ -112,6 +118,7 @@ class Session:
         replay: bool = False,
         missions: tuple[dict[str, Mission], Mission | None] | None = None,
         on_processed: Callable[[Processed], None] | None = None,
+        stations: bool = False,
     ) -> None:
         self.config = config
         self.archive_path = Path(archive_path)
@@ -125,9 +132,13 @@ class Session:
         self.replay = replay  # a replay: commanding disabled
         self._missions = missions
         self._on_processed = on_processed
+        self.stations = stations  # drive the config's station rotators and radios
         self.links: list[Link] = []
         self.engine: Engine | None = None
         self.commander: Commander | None = None
+        self.trackers: list[StationTracker] = []  # the stations' rotators and radios
+        self._plan_refreshed = 0.0
+        self._background: set[asyncio.Task[None]] = set()
 
     def _build_links(self) -> list[Link]:
         if self._given_links is not None:
@@ -171,11 +182,63 @@ class Session:
             for link in self.links:
                 await link.open()
             await self.commander.start()
+            if self.stations and self.config.control and not self.replay:
+                await self._start_stations()
         except BaseException:
             await self.stop()
             raise
 
+    async def _start_stations(self) -> None:
+        """Track with each station's rotator and radio ([stations.rotator], [...radio])."""
+        from groundctl.station.tracker import station_trackers
+
+        engine = self.engine
+        assert engine is not None
+        tles: dict[str, tuple[str, str]] = {}
+        sim: Any = next((link for link in self.links if getattr(link, "fleet", None)), None)
+        if sim is not None:
+            tles = {s.name: (s.line1, s.line2) for s in sim.fleet.satellites}
+        else:
+            from groundctl.fleet import load_fleet
+
+            fleet = await asyncio.to_thread(load_fleet, self.config)
+            tles = {s.name: (s.line1, s.line2) for s in fleet.satellites(None)}
+        plan: list[Pass] = []
+
+        async def refresh() -> None:
+            now = datetime.fromtimestamp(engine.clock(), UTC)
+            plan[:] = await contact_plan(
+                self.config, self.links, now - timedelta(hours=1), now + timedelta(hours=24)
+            )
+
+        await refresh()
+        self._plan_refreshed = engine.clock()
+
+        def contacts() -> list[Pass]:
+            if engine.clock() - self._plan_refreshed > PLAN_REFRESH_S:
+                self._plan_refreshed = engine.clock()
+                task = asyncio.create_task(refresh())
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            return plan
+
+        speed = float(getattr(sim, "speed", 1.0)) if sim is not None else 1.0
+        self.trackers = station_trackers(
+            self.config,
+            clock=engine.clock,
+            contacts=contacts,
+            tles=tles,
+            publish=engine.station,
+            note=engine.note,
+            speed=speed,
+        )
+        for tracker in self.trackers:
+            tracker.start()
+
     async def stop(self) -> None:
+        for tracker in self.trackers:
+            await tracker.stop()
+        self.trackers = []
         if self.commander is not None and self.commander._started:
             await self.commander.stop()
         if self.engine is not None:

@@ -191,7 +191,9 @@ def test_unknown_node_key_is_refused(tmp_path):
     path, error = load_error(tmp_path, text)
     line = line_of(text, "key = 'abc'")
     assert error.message == f"{path}:{line}: nodes.ODC-07.key: unknown key 'key'"
-    assert error.hint == "allowed here: key_env, key_file, mission, priority"
+    assert error.hint == (
+        "allowed here: downlink_hz, key_env, key_file, mission, priority, uplink_hz"
+    )
 
 
 # --- mission_name precedence -------------------------------------------------------------------

@@ -328,10 +328,35 @@ _V5 = _statements(
     f"{_UTC.format('los')} AS los_utc, * FROM flown_passes",
 )
 
+# Ground-station control: every tracking update of a station's rotator and radio (what
+# was commanded, what was read back, the node's true direction, the pointing error).
+_V6 = _statements(
+    """CREATE TABLE station_log (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,         -- the engine's clock, Unix seconds
+        station TEXT NOT NULL,
+        node TEXT NOT NULL,         -- '' when idle
+        phase TEXT NOT NULL,        -- idle, prepositioning, tracking, parking
+        node_az REAL,               -- where the node is (degrees)
+        node_el REAL,
+        target_az REAL,             -- the position commanded at this update (rotator axes)
+        target_el REAL,
+        actual_az REAL,             -- the position read back (rotator axes)
+        actual_el REAL,
+        error_deg REAL,             -- angle between the antenna and the node
+        downlink_hz INTEGER,        -- the frequencies set at this update
+        uplink_hz INTEGER,
+        detail TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX station_log_station_time ON station_log(station, time)",
+    f"CREATE VIEW station_log_utc AS SELECT {_UTC.format('time')} AS time_utc, * FROM station_log",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tle sets, tles, prediction runs, passes", _V1),
     Migration(2, "telemetry: frames, samples, events, alerts", _V2),
     Migration(3, "audit trail, append-only and hash-chained", _V3),
     Migration(4, "commands, stages, queue, counters; procedure runs and log", _V4),
     Migration(5, "flown passes, linked to their frames, events, alerts and commands", _V5),
+    Migration(6, "station log: rotator and radio at every tracking update", _V6),
 )

@@ -52,6 +52,7 @@ class _Batch:
     actions: list[tuple[Any, ...]] = field(default_factory=list)
     packets: list[tuple[str, str, str]] = field(default_factory=list)  # parameter_packets
     passes: list[tuple[Any, ...]] = field(default_factory=list)  # flown_passes rows
+    station: list[tuple[Any, ...]] = field(default_factory=list)  # station_log rows
 
     def __len__(self) -> int:
         return (
@@ -60,6 +61,7 @@ class _Batch:
             + len(self.events)
             + len(self.alerts)
             + len(self.passes)
+            + len(self.station)
         )
 
 
@@ -175,6 +177,10 @@ class ArchiveWriter:
     def add_alerts(self, changes: Iterable[AlertChange], pass_id: int | None = None) -> None:
         """Alert changes; `pass_id` is kept for the alerts they raise."""
         self._add_alerts(changes, pass_id)
+
+    def add_station(self, row: tuple[Any, ...]) -> None:
+        """A station_log row (its columns after id, in order)."""
+        self._batch.station.append(row)
 
     def add_passes(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Flown-pass rows (`groundctl.telemetry.flown.FlownPass.row()`), new or updated."""
@@ -338,6 +344,7 @@ class ArchiveWriter:
                 batch.actions,
                 batch.packets,
                 batch.passes,
+                batch.station,
             )
         )
         try:
@@ -410,6 +417,9 @@ _INSERTS = (
     "VALUES (?, ?, ?, ?, ?, ?)",
     "INSERT OR IGNORE INTO parameter_packets (node, parameter, packet) VALUES (?, ?, ?)",
     _UPSERT_PASS,
+    "INSERT INTO station_log (time, station, node, phase, node_az, node_el, target_az, "
+    "target_el, actual_az, actual_el, error_deg, downlink_hz, uplink_hz, detail) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 )
 
 

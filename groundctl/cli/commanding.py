@@ -483,6 +483,7 @@ def run(
                 sim=sim,
                 sim_options=_sim_options(speed, start, seed, faults),
                 source="procedure",
+                stations=True,
             )
             await session.start()
         runner = ProcedureRunner(

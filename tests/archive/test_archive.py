@@ -36,6 +36,7 @@ TABLES = {
     "procedure_runs",
     "procedure_log",
     "flown_passes",
+    "station_log",
 }
 T0 = datetime(2026, 5, 14, 3, 4, 5, 123456, tzinfo=UTC)
 
@@ -334,6 +335,7 @@ def test_stats_count_rows_per_table(tmp_path):
             "procedure_runs": 0,
             "procedure_log": 0,
             "flown_passes": 0,
+            "station_log": 0,
         }
 
 
