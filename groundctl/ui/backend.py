@@ -34,12 +34,13 @@ from groundctl.bus import (
     EventMessage,
     LinkStateMessage,
     SampleMessage,
+    StationMessage,
 )
 from groundctl.ui.state import ConsoleState
 
 if TYPE_CHECKING:
     from groundctl.commander import Commander, Outcome
-    from groundctl.config import Config
+    from groundctl.config import Config, StationControl
     from groundctl.links.base import Link
     from groundctl.links.replay import ReplayLink
     from groundctl.mdb.model import Mission
@@ -208,8 +209,14 @@ class Backend:
         # frames are shown too
         bus = Bus()
         latest = bus.subscribe(SampleMessage, mode="latest")
+        # every station update (not coalesced): one that sent a target is never skipped
         others = bus.subscribe(
-            EventMessage, AlertMessage, CommandMessage, LinkStateMessage, maxsize=50_000
+            EventMessage,
+            AlertMessage,
+            CommandMessage,
+            LinkStateMessage,
+            StationMessage,
+            maxsize=50_000,
         )
         session = Session(
             self.config,
@@ -221,6 +228,7 @@ class Backend:
             role=self.role,
             source="console",
             bus=bus,
+            stations=True,
             replay=self.replay is not None,
             missions=self.missions,
         )
@@ -435,6 +443,14 @@ class Backend:
             if type(link).__name__ == "SimLink" and speed is not None:
                 return float(speed)
         return None
+
+    def station_control(self) -> list[StationControl]:
+        """The stations with a rotator or a radio, in the config's order (none in a
+        replay: its session drives no station)."""
+        if self.replaying:
+            return []
+        control = self.config.control
+        return [control[s.name] for s in self.config.stations if s.name in control]
 
     def mission_of(self, node: str) -> Mission | None:
         try:

@@ -4,7 +4,8 @@ The engine runs in a thread of its own (groundctl.ui.backend); its bus messages 
 applied here under a lock, and the UI takes a `Snapshot` of what changed since its last
 look. Samples are coalesced (one value per node and parameter), so a fleet of 100 nodes at
 speed 60 costs the UI one update per parameter per look, however many packets arrived.
-No Textual here: this is plain data, tested on its own.
+Station tracking updates are kept as the latest per station (`StationView`), with the
+target last sent in the pass. No Textual here: this is plain data, tested on its own.
 """
 
 from __future__ import annotations
@@ -21,11 +22,30 @@ from groundctl.bus import (
     FrameMessage,
     LinkStateMessage,
     SampleMessage,
+    StationMessage,
 )
 from groundctl.telemetry.alerts import Alert
 from groundctl.telemetry.model import Event
 
 MAX_EVENTS = 2000
+STATION_RESET_PHASES = ("idle", "parking")  # a pass is over: its target and problem go
+
+
+@dataclass(frozen=True)
+class StationView:
+    """A station's antenna and radio as the console shows them: the latest update, the
+    last position commanded in this pass (an update that sends none keeps it) and when,
+    and the last problem reported in it (`detail` of an update; "parked" too).
+
+    Both go when the phase turns idle or parking, or the node changes; the problem goes
+    too when a pass begins after parking (the parking update's own detail is kept while
+    parked)."""
+
+    message: StationMessage
+    target: tuple[float, float] | None = None  # (az, el) as sent to the rotator
+    target_s: float | None = None
+    problem: str = ""
+    problem_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,7 @@ class Snapshot:
     links: dict[str, str]
     frames: int
     lag_s: float
+    stations: dict[str, StationView] = field(default_factory=dict)
 
 
 class ConsoleState:
@@ -86,6 +107,8 @@ class ConsoleState:
         self.commands: dict[int, CommandView] = {}
         self._changed_commands: set[int] = set()
         self.links: dict[str, str] = {}
+        self.stations: dict[str, StationView] = {}
+        self._changed_stations: set[str] = set()
         self.clock_s = 0.0
         self.frames = 0
         self.lag_s = 0.0
@@ -134,6 +157,11 @@ class ConsoleState:
             elif isinstance(message, FrameMessage):
                 self.frames += 1
                 self.nodes.add(message.node)
+            elif isinstance(message, StationMessage):
+                self.stations[message.station] = station_view(
+                    self.stations.get(message.station), message
+                )
+                self._changed_stations.add(message.station)
 
     def set_clock(self, now_s: float, lag_s: float = 0.0) -> None:
         with self._lock:
@@ -177,6 +205,8 @@ class ConsoleState:
                 if i in self._changed_commands
             }
             self._changed_commands.clear()
+            stations = {name: self.stations[name] for name in self._changed_stations}
+            self._changed_stations.clear()
             return Snapshot(
                 self.clock_s,
                 values,
@@ -187,6 +217,7 @@ class ConsoleState:
                 dict(self.links),
                 self.frames,
                 self.lag_s,
+                stations,
             )
 
     def everything(self) -> Snapshot:
@@ -214,4 +245,24 @@ class ConsoleState:
                 dict(self.links),
                 self.frames,
                 self.lag_s,
+                dict(self.stations),
             )
+
+
+def station_view(before: StationView | None, message: StationMessage) -> StationView:
+    """A station's view after `message`: its last target and problem carried over from
+    `before` while the pass goes on (same node, phase neither idle nor parking)."""
+    target = target_s = problem_s = None
+    problem = ""
+    ended = message.phase in STATION_RESET_PHASES
+    if before is not None and before.message.node == message.node:
+        if not ended:
+            target, target_s = before.target, before.target_s
+        if ended == (before.message.phase in STATION_RESET_PHASES):
+            # the same pass goes on, or the station stays parked (with what parking said)
+            problem, problem_s = before.problem, before.problem_s
+    if message.target_az is not None and message.target_el is not None:
+        target, target_s = (message.target_az, message.target_el), message.time_s
+    if message.detail:
+        problem, problem_s = message.detail, message.time_s
+    return StationView(message, target, target_s, problem, problem_s)

@@ -12,6 +12,13 @@ in a thread; a live point is interpolated from the track at the snapshot's clock
 costs microseconds. Countdowns use the engine clock (simulated time with the simulator).
 Each refresh updates only the cells whose text changed; the rows are rebuilt only when
 the plan changes.
+
+Under the live lines, each station with a rotator or a radio (`[stations.rotator]`,
+`[stations.radio]`) has a few lines from its latest tracking update (groundctl.station):
+phase and node and the latest problem; the rotator's last commanded position against the
+one read back, and the pointing error coloured against the station's `threshold_deg`;
+the downlink and uplink frequencies set, in MHz to the hertz. None without such a
+station.
 """
 
 from __future__ import annotations
@@ -37,9 +44,10 @@ from groundctl.ui.braille import Canvas
 from groundctl.ui.panes.base import Pane
 
 if TYPE_CHECKING:
+    from groundctl.config import StationControl
     from groundctl.orbits.model import Pass, Station
     from groundctl.ui.backend import Backend
-    from groundctl.ui.state import Snapshot
+    from groundctl.ui.state import Snapshot, StationView
 
 PLAN_HOURS = 24.0
 RELOAD_EVERY_S = 600.0  # of the engine clock: simulated time may run fast
@@ -70,6 +78,16 @@ SOON_S = 300.0
 TRACK_STYLE = "bold cyan"
 MARKER_STYLE = "bold red"
 RING_STYLE = "dim"
+
+MAX_STATIONS = 3  # stations with their lines; more are counted on a last line
+NONE = "–"  # a value not known (yet)
+STATION_STYLE = "bold"
+PHASE_STYLES = {"tracking": IN_PASS_STYLE, "prepositioning": "bold", "parking": "dim"}
+PROBLEM_STYLE = "yellow"
+ERROR_OK_STYLE = "green"  # within the threshold
+ERROR_HIGH_STYLE = "yellow"  # up to ERROR_RED_FACTOR thresholds
+ERROR_RED_STYLE = "bold red"
+ERROR_RED_FACTOR = 2.0
 
 
 # --- formatting (pure) ---------------------------------------------------------------------------
@@ -134,6 +152,98 @@ def live_line(p: Pass, clock_s: float, point: tuple[float, float, float] | None)
         return f"{p.node} {p.station} IN PASS, LOS in {los}"
     az, el, rng = point
     return f"{p.node} {p.station}  az {az:5.1f}° el {el:4.1f}° {rng:4.0f} km  LOS {los}"
+
+
+# --- stations (pure formatting) ------------------------------------------------------------------
+def mhz(hz: int | None) -> str:
+    """A frequency in MHz to the hertz: 437001234 -> "437.001234 MHz"."""
+    if hz is None:
+        return NONE
+    mega, rest = divmod(abs(int(hz)), 1_000_000)
+    return f"{'-' if hz < 0 else ''}{mega}.{rest:06d} MHz"
+
+
+def degrees(value: float | None) -> str:
+    return NONE if value is None else f"{value:.1f}°"
+
+
+def error_style(error_deg: float, threshold_deg: float) -> str:
+    """Green within the threshold, yellow up to twice it, red beyond."""
+    if error_deg <= threshold_deg:
+        return ERROR_OK_STYLE
+    if error_deg <= ERROR_RED_FACTOR * threshold_deg:
+        return ERROR_HIGH_STYLE
+    return ERROR_RED_STYLE
+
+
+def station_rows(control: StationControl) -> int:
+    """How many lines a station takes: its name, the rotator's, the radio's."""
+    return 1 + (control.rotator is not None) + (control.radio is not None)
+
+
+def station_lines(control: StationControl, view: StationView | None) -> list[Text]:
+    """A station's lines: name, phase, node and the latest problem; the rotator's target
+    (last sent) and actual position (az el) and the pointing error; the radio's downlink
+    and uplink frequencies. Idle (nothing heard yet) with the values unknown."""
+    m = view.message if view is not None else None
+    head = Text(control.station, style=STATION_STYLE)
+    phase = m.phase if m is not None else "idle"
+    head.append(" ").append(phase, style=PHASE_STYLES.get(phase, "dim"))
+    if m is not None and m.node:
+        head.append(f" {m.node}")
+    if view is not None and view.problem:
+        head.append("  ").append(
+            view.problem, style="dim" if view.problem == "parked" else PROBLEM_STYLE
+        )
+    lines = [head]
+    if control.rotator is not None:
+        target = view.target if view is not None else None
+        line = Text("  target ")
+        line.append(f"{degrees(target[0])} {degrees(target[1])}" if target else NONE)
+        line.append("  actual ")
+        if m is not None and m.actual_az is not None and m.actual_el is not None:
+            line.append(f"{degrees(m.actual_az)} {degrees(m.actual_el)}")
+        else:
+            line.append(NONE)
+        line.append("  error ")
+        if m is not None and m.error_deg is not None:
+            style = error_style(m.error_deg, control.rotator.threshold_deg)
+            line.append(degrees(m.error_deg), style=style)
+        else:
+            line.append(NONE)
+        lines.append(line)
+    if control.radio is not None:
+        down = m.downlink_hz if m is not None else None
+        up = m.uplink_hz if m is not None else None
+        lines.append(Text(f"  down {mhz(down)}  up {mhz(up)}"))
+    return lines
+
+
+def stations_text(
+    controls: Sequence[StationControl], views: dict[str, StationView], limit: int = MAX_STATIONS
+) -> Text:
+    """The stations' lines (past `limit` stations, those tracking or preparing first and
+    the rest counted on a last line)."""
+    shown = list(controls)
+    if len(shown) > limit:
+        order = {c.station: i for i, c in enumerate(shown)}
+
+        def idle(c: StationControl) -> bool:
+            view = views.get(c.station)
+            return view is None or view.message.phase in ("idle", "parking")
+
+        shown = sorted(shown, key=lambda c: (idle(c), order[c.station]))[:limit]
+        shown.sort(key=lambda c: order[c.station])
+    lines = [line for c in shown for line in station_lines(c, views.get(c.station))]
+    if len(controls) > len(shown):
+        lines.append(Text(f"… and {len(controls) - len(shown)} more stations", style="dim"))
+    return Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
+
+
+def stations_height(controls: Sequence[StationControl], limit: int = MAX_STATIONS) -> int:
+    """The lines `stations_text` may take at most."""
+    rows = sorted((station_rows(c) for c in controls), reverse=True)
+    return sum(rows[:limit]) + (len(rows) > limit)
 
 
 # --- the sky plot (pure drawing on a braille canvas) --------------------------------------------
@@ -319,6 +429,11 @@ class PassesPane(Pane):
         max-height: 3;
         padding: 0 1;
     }
+    PassesPane #passes-stations {
+        padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
     PassesPane #passes-body {
         height: 1fr;
     }
@@ -363,9 +478,16 @@ class PassesPane(Pane):
         self._stations: dict[str, Station] = {}
         self._tracks: dict[str, PassTrack] = {}
         self._pending: set[str] = set()
+        # stations with a rotator or a radio, and their latest views
+        self.controls = backend.station_control()
+        self.station_views: dict[str, StationView] = {}
         # The parts, kept (not queried) so a refresh is cheap and safe while shutting down.
         self._next = Static("loading the contact plan…", id="passes-next")
         self._live = Static("", id="passes-live")
+        self._station_rows = stations_height(self.controls)
+        self.stations_shown = stations_text(self.controls, self.station_views)
+        self._station_box = Static(self.stations_shown, id="passes-stations")
+        self._station_box.styles.height = self._station_rows
         self._caption = Static("", id="passes-caption")
         self.sky = SkyPlot(id="passes-plot")
         self._sky_box = Vertical(id="passes-sky")
@@ -378,6 +500,8 @@ class PassesPane(Pane):
     def compose(self) -> ComposeResult:
         yield self._next
         yield self._live
+        if self.controls:
+            yield self._station_box
         with Horizontal(id="passes-body"):
             yield self.table
             with self._sky_box:
@@ -388,14 +512,18 @@ class PassesPane(Pane):
         """Hide the sky plot in a narrow pane; else make it as wide as its circle needs
         at this height (the table takes the rest)."""
         self.set_class(event.size.width < CRAMPED_WIDTH, "-cramped")
-        # plot rows: the pane less its border, the two lines on top and the caption
-        rows = event.size.height - 2 - 2 - 1
+        # plot rows: the pane less its border, the two lines on top, the stations' lines
+        # and the caption
+        rows = event.size.height - 2 - 2 - self._station_rows - 1
         radius_cells = max(1.0, (4 * (rows - 2) - 1) / 4)  # the circle's radius, in cells
         width = math.ceil(2 * radius_cells) + 2 + 1  # labels either side, padding
         self._sky_box.styles.width = max(SKY_MIN_WIDTH, min(SKY_MAX_WIDTH, width))
 
     # --- the app's calls -----------------------------------------------------------------------
     def update_from(self, snapshot: Snapshot) -> None:
+        if snapshot.stations and self.controls:
+            self.station_views.update(snapshot.stations)
+            self._draw_stations()
         if snapshot.clock_s <= 0:  # the engine's clock is not known yet
             return
         clock = self.clock_s = snapshot.clock_s
@@ -608,6 +736,15 @@ class PassesPane(Pane):
         self._want_tracks(wanted)
         if self.selected is not None and self.selected == self.sky.pass_key:
             self.sky.move_marker(self._marker(self.selected, clock))
+
+    def _draw_stations(self) -> None:
+        """The stations' lines, redrawn only when they changed."""
+        if not self.controls:
+            return
+        text = stations_text(self.controls, self.station_views)
+        if text != self.stations_shown:
+            self.stations_shown = text
+            self._station_box.update(text)
 
     def _set_next(self, text: str) -> None:
         if text != self.next_text:
