@@ -230,6 +230,8 @@ class Engine:
     def _link_state(self, link: Link, old: LinkState, new: LinkState) -> None:
         now = link.clock()
         self.bus.publish(LinkStateMessage(link.name, link.node, old.value, new.value, now))
+        if getattr(link, "REPLAYS", False):
+            return  # a replay's opening and end: not events of the recorded nodes
         severity = "WARNING" if new.value in ("down", "degraded") else "INFO"
         self.note(
             Event(now, link.node, "ground", "link-state", severity,

@@ -12,6 +12,7 @@ into the replay link's options; `Replay` runs one headless and reports what it g
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Callable
@@ -58,11 +59,12 @@ def speed_text(speed: float) -> str:
     return "max" if speed == 0 else f"{speed:g}x"
 
 
-def parse_seek(text: str, now_s: float) -> float:
-    """A seek target: ISO 8601 (UTC when it has no zone) or +SECONDS / -SECONDS from
-    `now_s` (the recorded time reached). ReplayError says what is expected."""
+def parse_seek(text: str, now_s: float, *, relative: bool = True) -> float:
+    """A seek target: ISO 8601 (UTC when it has no zone) or, when `relative`, +SECONDS /
+    -SECONDS from `now_s` (the recorded time reached). ReplayError says what is
+    expected."""
     value = text.strip()
-    if value[:1] in ("+", "-"):
+    if relative and value[:1] in ("+", "-"):
         try:
             offset = float(value)
         except ValueError:
@@ -75,8 +77,9 @@ def parse_seek(text: str, now_s: float) -> float:
         moment = datetime.fromisoformat(iso)
     except ValueError:
         raise ReplayError(
-            f"cannot seek to {text!r}: expected an ISO 8601 UTC time or +/-SECONDS",
-            hint="e.g. 2026-11-29T00:10:00Z, or +90 (90 s on), or -30",
+            f"cannot seek to {text!r}: expected an ISO 8601 UTC time"
+            + (" or +/-SECONDS" if relative else ""),
+            hint="e.g. 2026-11-29T00:10:00Z" + (", or +90 (90 s on), or -30" if relative else ""),
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -187,8 +190,61 @@ def resolve_source(
             f"{target}: --from and --to apply to archives, not to a recording file",
             hint=f"import it first (groundctl db import {target}), then replay a range",
         )
+    _check_recording(path)
     name = node or "replay"
     return ReplaySource(f"recording {path} as node {name}", {"file": str(path)}, name, "file")
+
+
+def _check_recording(path: Path) -> None:
+    """ReplayError unless `path` looks like a recording: JSON lines whose first record
+    reads, CCSDS packets (version 0), or a format a plugin claims."""
+    from groundctl.recordings import by_sniff, by_suffix, describe_formats, loaded_formats
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError as error:
+        raise ReplayError(f"cannot read {path}: {error.strerror or error}") from None
+    expected = f"expected a recording: {describe_formats()}"
+    if not head.strip():
+        raise ReplayError(f"{path} is empty: nothing to replay", hint=expected)
+    plugins = loaded_formats()
+    if by_suffix(path, plugins) is not None or by_sniff(head[:64], plugins) is not None:
+        return
+    if path.suffix in (".jsonl", ".json") or head[:1] == b"{":
+        first = next((line for line in head.splitlines() if line.strip()), b"")
+        try:
+            record = json.loads(first)
+            bytes.fromhex(record["hex"])
+            float(record["t"])
+        except (ValueError, KeyError, TypeError):
+            raise ReplayError(
+                f"{path}:1: not a recorded datagram: expected "
+                '{"t": UNIX_S, "dir": "up"|"down", "hex": "..."}',
+                hint=expected,
+            ) from None
+        return
+    if head[0] >> 5 != 0:  # a CCSDS primary header starts with version 0
+        raise ReplayError(
+            f"{path} is not a recording: its first byte 0x{head[0]:02x} starts neither a "
+            "JSON line nor a CCSDS packet (version 0)",
+            hint=expected,
+        )
+
+
+def check_node(archive_path: Path, node: str) -> None:
+    """ReplayError unless the archive has frames of `node`."""
+    from groundctl.archive import open_archive
+
+    with open_archive(archive_path) as archive:
+        conn = archive.conn
+        if conn.execute("SELECT 1 FROM frames WHERE node = ? LIMIT 1", (node,)).fetchone():
+            return
+        known = [n for (n,) in conn.execute("SELECT DISTINCT node FROM frames LIMIT 20")]
+    raise ReplayError(
+        f"no frames of node {node} in {archive_path}",
+        hint="nodes in the archive: " + (", ".join(sorted(known)) or "none"),
+    )
 
 
 @dataclass
@@ -274,7 +330,7 @@ class Replay:
         from groundctl.session import Session
 
         self._stop = asyncio.Event()
-        link = self.link = self.build_link()
+        link = self.link = self.link if self.link is not None else self.build_link()
         bus = Bus()
         messages = bus.subscribe(EventMessage, AlertMessage, maxsize=100_000)
         session = Session(
@@ -288,13 +344,14 @@ class Replay:
         )
         report = self.report
         started = time.perf_counter()
+        # before the link opens: the first frame is already the one sought, held paused
+        if self.seek_s is not None:
+            link.seek(self.seek_s)
+        if self.paused:
+            link.pause()
         await session.start()
         try:
             assert session.engine is not None
-            if self.seek_s is not None:
-                link.seek(self.seek_s)
-            if self.paused:
-                link.pause()
             pump = session.engine.pump(link.name)
             stopper = asyncio.create_task(self._stop.wait())
             watcher = asyncio.create_task(self._watch(messages))

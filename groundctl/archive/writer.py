@@ -430,7 +430,10 @@ def _write_forever(path: str, batches: Any, acks: Any) -> None:
     """
     # Ctrl-C in a terminal interrupts the whole process group: the writer leaves stopping
     # to its caller, which hands over its last batches first, and ends with the pipe.
+    # SIGTERM sent to the whole process group (systemd, `timeout`) likewise: the caller
+    # flushes, and the writer commits everything handed over before it ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

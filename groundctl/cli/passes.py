@@ -357,7 +357,7 @@ def report_fleet(fleet: Fleet, prediction: Prediction | None = None) -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout.")
 @click.option(
     "--limit",
-    type=int,
+    type=click.IntRange(min=0),
     default=FLOWN_TABLE_LIMIT,
     show_default=True,
     help="Rows in the table (0: all). JSON and CSV always list every pass; with --flown "

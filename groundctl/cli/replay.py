@@ -37,9 +37,7 @@ KEYS_HELP = "keys: space pause/resume, . step, + faster, - slower, m max, g seek
 @click.option(
     "--speed",
     type=float,
-    default=1.0,
-    show_default=True,
-    help="Times real time, 0.1 to 1000.",
+    help="Times real time, 0.1 to 1000; 0 is as fast as possible. Default: 1.",
 )
 @click.option("--max", "as_fast", is_flag=True, help="As fast as possible (same as --speed 0).")
 @click.option("--seek", "seek", metavar="TIME", help="Start at this recorded time (ISO 8601 UTC).")
@@ -55,9 +53,10 @@ KEYS_HELP = "keys: space pause/resume, . step, + faster, - slower, m max, g seek
 @click.option(
     "--output",
     type=click.Path(dir_okay=False),
-    help="Keep what the replay archives (frames, samples, events, alerts) in this archive. "
-    "Default: a scratch archive, deleted at the end.",
+    help="Keep what the replay archives (frames, samples, events, alerts, the pass as "
+    "replayed) in this new archive. Default: a scratch archive, deleted at the end.",
 )
+@click.option("--force", is_flag=True, help="Replace the --output archive if it exists.")
 @click.option("--quiet", is_flag=True, help="Print only the summary, not events and alerts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option(
@@ -74,13 +73,14 @@ def replay(
     start: str | None,
     end: str | None,
     node: str | None,
-    speed: float,
+    speed: float | None,
     as_fast: bool,
     seek: str | None,
     paused: bool,
     with_console: bool,
     mission_spec: str | None,
     output: str | None,
+    force: bool,
     quiet: bool,
     as_json: bool,
     theme: str,
@@ -114,18 +114,52 @@ def replay(
       groundctl replay session.jsonl --mission data/missions/cfs-lab.toml --node cfs --max
       groundctl replay pass-42.db --max                    # an exported pass
     """
-    from groundctl.replay import Replay, ReplayError, parse_seek, resolve_source
+    from groundctl.cli.passes import parse_time
+    from groundctl.replay import Replay, ReplayError, check_node, parse_seek, resolve_source
 
-    if as_fast:
-        speed = 0.0
-    elif not 0.1 <= speed <= 1000:
+    if as_fast and speed is not None:
+        raise UsageError("give --max or --speed, not both", hint="--max is --speed 0")
+    speed = 0.0 if as_fast else 1.0 if speed is None else speed
+    if speed != 0 and not 0.1 <= speed <= 1000:
         raise UsageError(
-            f"--speed {speed:g} is out of range: 0.1 to 1000",
+            f"--speed {speed:g} is out of range: 0.1 to 1000, or 0 (as fast as possible)",
             hint="--max replays as fast as possible",
+        )
+    if (start is None) != (end is None):
+        given, missing = ("--from", "--to") if start is not None else ("--to", "--from")
+        raise UsageError(
+            f"{given} needs {missing}: a range is --from TIME --to TIME",
+            hint="or replay a flown pass by its id (`groundctl passes --flown`)",
+        )
+    if start is not None and end is not None:
+        start_s = parse_time(start, "--from").timestamp()
+        end_s = parse_time(end, "--to").timestamp()
+        if end_s <= start_s:
+            raise UsageError(
+                f"--to {end} is not after --from {start}",
+                hint="the range is FROM (included) to TO (excluded)",
+            )
+    if with_console:
+        if as_json or quiet:
+            raise UsageError(
+                "--console shows the replay in the console: --json and --quiet are for "
+                "headless replays"
+            )
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise UsageError(
+                "--console needs a terminal",
+                hint="replay headless (without --console), e.g. with --json",
+            )
+    elif paused and not sys.stdin.isatty():
+        raise UsageError(
+            "--paused needs a terminal: its keys step and resume a paused replay",
+            hint="give --seek TIME to start part of the way in",
         )
     cfg = context.config(ctx)
     archive_path = context.archive_path(ctx, cfg)
     source = resolve_source(target, archive_path=archive_path, start=start, end=end, node=node)
+    if node and source.kind in ("range", "archive"):
+        check_node(Path(source.options["archive"]), node)
     missions = None
     if mission_spec is not None:
         if source.kind != "file":
@@ -144,7 +178,7 @@ def replay(
                 f"--seek {seek}: give an ISO 8601 UTC time",
                 hint="relative seeks (+/-SECONDS) are for the g key during a replay",
             )
-        seek_s = parse_seek(seek, 0.0)
+        seek_s = parse_seek(seek, 0.0, relative=False)
     if output is not None:
         target_path = Path(output).resolve()
         replayed = {Path(p).resolve() for k, p in source.options.items() if k == "archive"}
@@ -153,6 +187,17 @@ def replay(
                 f"--output {output} is the archive replayed from",
                 hint="a replay writes to an archive of its own: give another file",
             )
+        if not target_path.parent.is_dir():
+            raise UsageError(f"--output {output}: no folder {target_path.parent}")
+        if target_path.exists():
+            if not force:
+                raise UsageError(
+                    f"--output {output} exists",
+                    hint="a replay writes a new archive: give another name, or --force "
+                    "to replace it",
+                )
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{target_path}{suffix}").unlink(missing_ok=True)
     with _output_archive(output) as output_path:
         if with_console:
             from groundctl.cli.console import run_replay_console
@@ -179,14 +224,21 @@ def replay(
         )
         alerts: list[dict[str, Any]] = []
         job.on_message = _printer(alerts, show=not (quiet or as_json))
+        job.link = job.build_link()  # its options checked before anything starts
         if not as_json:
             err_console.print(f"[bold]replaying[/] {escape(source.title)}", soft_wrap=True)
         report = asyncio.run(_headless(job, keys=not as_json and sys.stdin.isatty()))
         report.output = output or ""
         if as_json:
             click.echo(json.dumps({**report.record(), "alerts": alerts}, indent=2))
-            return
-        _summary(report.record())
+        else:
+            _summary(report.record())
+        if not report.frames:
+            err_console.print(
+                "[yellow]no frames were replayed[/]"
+                + (" (nothing at or after --seek)" if seek_s is not None else ""),
+                soft_wrap=True,
+            )
 
 
 @contextlib.contextmanager
@@ -249,11 +301,8 @@ async def _headless(job: Any, *, keys: bool) -> Any:
     task = asyncio.create_task(job.run())
     restore: Callable[[], None] | None = None
     try:
-        if keys:
-            while job.link is None and not task.done():
-                await asyncio.sleep(0)
-            if job.link is not None:
-                restore = _TerminalKeys(job).start(loop)
+        if keys and job.link is not None:
+            restore = _TerminalKeys(job).start(loop)
         return await task
     finally:
         if restore is not None:
@@ -313,9 +362,9 @@ class _TerminalKeys:
                     target = parse_seek(text, link.clock())
                     link.seek(target)
                 except (ReplayError, LinkError) as error:
-                    err_console.print(f"[red]{escape(error.message)}[/]")
+                    err_console.print(f"\n[red]{escape(error.message)}[/]")
                     return
-                err_console.print(f"[bold]seek[/] {utc(target)}")
+                err_console.print(f"\n[bold]seek[/] {utc(target)}")
             elif key in "\x7f\b":
                 self.seeking = self.seeking[:-1]
             elif key == "\x1b":
@@ -323,6 +372,7 @@ class _TerminalKeys:
                 err_console.print("[dim]seek cancelled[/]")
             else:
                 self.seeking += key
+                err_console.print(escape(key), end="")  # the terminal does not echo
             return
         if key == " ":
             if link.paused:

@@ -213,6 +213,9 @@ class ReplayLink(Link):
         LinkOption("loop", bool, False, "start again from the beginning at the end"),
     )
     CHUNK_FRAMES: ClassVar[int] = 1000  # frames read from the source at a time
+    # The engine archives no events for this link's own states: a replay's opening and
+    # closing are not news about the nodes (the recorded AOS and LOS are replayed).
+    REPLAYS: ClassVar[bool] = True
 
     def __init__(self, name: str, node: str, options: Mapping[str, Any]) -> None:
         super().__init__(name, node, options)
@@ -273,16 +276,21 @@ class ReplayLink(Link):
 
     # --- the contract -------------------------------------------------------------------
     async def open(self) -> None:
-        """Start the replay from the beginning: read the first frames; the state becomes
-        UP. Raises LinkError when the file or archive is missing or cannot be read."""
+        """Start the replay from the beginning (or from where `seek()` asked before
+        opening): read the first frames; the state becomes UP. Raises LinkError when the
+        file or archive is missing or cannot be read."""
         self._opened_s = time.time()
         self._loop = asyncio.get_running_loop()
         self.finished = False
-        self._restart(None)
+        first = self._seek_to
+        self._restart(first)
         try:
             if self.options["archive"]:
                 self._contacts = await asyncio.to_thread(self._read_contacts)
-                self._next_contact = 0
+                times = [e.time_s for e in self._contacts]
+                self._next_contact = bisect.bisect_left(
+                    times, -math.inf if first is None else first
+                )
             await self._fill()
         except LinkError:
             self._reader = None

@@ -210,21 +210,65 @@ def test_a_kiss_capture_replays_through_the_plugin_with_every_byte(tmp_path):
 
 
 def test_bad_requests_get_one_clear_message(live, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
     cases = [
         (("--archive", live, "replay", "999"), "no flown pass 999"),
-        (("--archive", live, "replay", "--from", "2026-11-29T00:00Z"), "what to replay?"),
+        (("--archive", live, "replay"), "what to replay?"),
         (("--archive", live, "replay", "nosuch.tlm"), "neither a flown pass id nor a file"),
-        (("replay", CFS_SESSION, "--from", "2026-11-29T00:00Z"), "apply to archives"),
+        (
+            ("replay", CFS_SESSION, "--from", "2026-11-29T00:00Z", "--to", "2026-11-30"),
+            "apply to archives",
+        ),
         (("--archive", live, "replay", "1", "--speed", "5000"), "out of range"),
         (("--archive", live, "replay", "1", "--output", live), "the archive replayed from"),
         (("--archive", live, "replay", "1", "--seek", "soon"), "cannot seek to 'soon'"),
         (("--archive", live, "replay", "1", "--mission", CFS_MISSION), "recording files"),
+        (("--archive", live, "replay", "1", "--output", CFS_SESSION), "exists"),
+        (("--archive", live, "replay", "1", "--max", "--speed", "10"), "not both"),
+        (("--archive", live, "replay", "--from", "2026-11-29T00:00Z"), "--from needs --to"),
+        (("--archive", live, "replay", "--from", "soon", "--to", "2026-11-29T01:00Z"), "--from"),
+        (("replay", ROOT / "README.md"), "is not a recording"),
+        (("replay", empty), "is empty"),
+        (
+            (
+                "--archive",
+                live,
+                "replay",
+                "--from",
+                "2026-11-29T00:00Z",
+                "--to",
+                "2026-11-29T01:00Z",
+                "--node",
+                "NOPE",
+            ),
+            "no frames of node NOPE",
+        ),
+        (("--archive", live, "replay", "1", "--console", "--json"), "--console"),
+        (("--archive", live, "replay", "1", "--paused"), "needs a terminal"),
     ]
     for args, message in cases:
         done = groundctl(*args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
+    assert CFS_SESSION.stat().st_size > 0  # --output refused: the existing file is intact
+
+
+def test_seek_starts_the_replay_at_the_first_frame_at_or_after_it(live, tmp_path):
+    [(aos, _los)] = rows(live, "SELECT aos, los FROM flown_passes WHERE id = 1")
+    seek_s = aos + 200.5
+    out = tmp_path / "seek.db"
+    seek = datetime.fromtimestamp(seek_s, UTC).isoformat()
+    done = groundctl("--archive", live, "replay", "1", "--max", "--seek", seek, "--output", out)
+    assert done.returncode == 0, done.stderr
+    expected = rows(
+        live,
+        "SELECT time, raw FROM frames WHERE pass_id = 1 AND direction = 'down' AND time >= ? "
+        "ORDER BY time, id",
+        seek_s,
+    )
+    assert expected and rows(out, "SELECT time, raw FROM frames ORDER BY id") == expected
 
 
 @aio
