@@ -290,3 +290,32 @@ async def test_a_session_tracks_its_stations_from_the_simulators_contact_plan(
     conn.close()
     assert [r[0] for r in rows] == [m.phase for m in messages]
     assert raw_request(rig_port, "f")[1] == f"Frequency: {tracking[-1].downlink_hz}"
+
+
+@aio
+async def test_a_north_crossing_pass_is_flown_flipped_on_a_0_to_360_rotator(scene, hamlib_daemons):
+    """A rotator of azimuth 0..360 and elevation 0..180 (rotctld's own limits): the pass
+    from 349 over north to 104 is tracked flipped, never crossing the azimuth stop."""
+    daemon = hamlib_daemons("rotctld", "-C", "min_az=0,max_az=360,min_el=0,max_el=180")
+    assert "Maximum Elevation: 180.000000" in raw_request(daemon.port, "\\dump_state")
+    _, _, contact, _, _ = scene
+    aos, los = contact.aos.timestamp(), contact.los.timestamp()
+    tracker, messages, events = tracker_for(scene, control(daemon.port, None), clock=lambda: aos)
+    try:
+        for t in range(int(aos) + 1, int(los), 20):
+            await tracker.update(float(t))
+    finally:
+        await tracker.stop()
+    sent = [m for m in messages if m.target_az is not None]
+    assert len(sent) > 5 and not any(m.detail for m in messages)
+    for m in sent:
+        assert 0 <= m.target_az <= 360 and 90 < m.target_el <= 180  # flipped
+    # over the pass the flipped azimuth sweeps 169 -> 284 without jumping at a stop
+    azimuths = [m.target_az for m in sent]
+    assert azimuths == sorted(azimuths)
+    assert any("flipped" in e.text for e in events)
+    # unflipped, each target is where the node is (a little ahead of it)
+    for m in sent:
+        az, el, _ = truth(scene, m.time_s)
+        sky = ((m.target_az + 180.0) % 360.0, 180.0 - m.target_el)
+        assert separation_deg(*sky, az, el) <= THRESHOLD_DEG
