@@ -213,9 +213,11 @@ async def test_tracking_resumes_when_the_rotator_daemon_comes_back(scene, rotctl
     for m in after:
         az, el, _ = truth(scene, m.time_s)
         errors.append(separation_deg(m.actual_az % 360.0, m.actual_el, az, el))
-    settled = next(i for i, e in enumerate(errors) if e <= THRESHOLD_DEG)
-    assert after[settled].time_s < aos + 330
-    assert max(errors[settled:]) <= THRESHOLD_DEG
+    # settled: from the update after the last one beyond the threshold (the antenna may
+    # cross the node's direction on its way back before it has caught up)
+    beyond = [i for i, e in enumerate(errors) if e > THRESHOLD_DEG]
+    settled = beyond[-1] + 1 if beyond else 0
+    assert settled < len(errors) and after[settled].time_s < aos + 330, errors
     assert len(errors) - settled > 10
 
 
