@@ -78,4 +78,27 @@ def main() -> None:
     """Console-script entry point."""
     from groundctl.cli import commands  # noqa: F401  (registers the subcommands)
 
+    add_plugin_commands()
     cli(obj={})
+
+
+def add_plugin_commands() -> None:
+    """Add the commands plugins register in the `groundctl.commands` entry-point group
+    (e.g. `groundctl agent` from groundctl-mqtt). A plugin that fails to load is reported
+    in one line and left out; the rest of the command line works."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group="groundctl.commands"):
+        if point.name in cli.commands:
+            continue
+        try:
+            command = point.load()
+        except Exception as error:  # a broken plugin must not break groundctl
+            err_console.print(
+                f"[yellow]plugin command {escape(point.name)} ({escape(point.value)}) is not "
+                f"available:[/] {escape(f'{type(error).__name__}: {error}')}",
+                soft_wrap=True,
+            )
+            continue
+        if isinstance(command, click.Command):
+            cli.add_command(command, point.name)

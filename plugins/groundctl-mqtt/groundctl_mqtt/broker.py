@@ -1,0 +1,175 @@
+"""Connecting to the broker: address, credentials, TLS, and clear errors.
+
+Shared by the link (consoles) and the agent (stations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from groundctl.links.base import LinkError
+from groundctl.links.udp import parse_address
+
+DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
+# CONNACK return codes (MQTT 3.1.1) that retrying cannot fix
+_LOGIN = "a wrong user name or password, or a user the broker does not allow"
+_REFUSED = {
+    1: "protocol version refused",
+    2: "client identifier rejected",
+    4: f"bad user name or password ({_LOGIN})",
+    5: f"not authorized ({_LOGIN})",
+}
+# the same for MQTT 5 reason codes
+_REFUSED_V5 = {
+    0x84: "protocol version refused",
+    0x85: "client identifier rejected",
+    0x86: f"bad user name or password ({_LOGIN})",
+    0x87: f"not authorized ({_LOGIN})",
+    0x8C: "bad authentication method",
+}
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where the broker is and how to log in."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    keepalive_s: int = 30
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def client(
+        self,
+        identifier: str,
+        *,
+        clean_session: bool,
+        will: aiomqtt.Will | None = None,
+        sink: type[asyncio.Queue[aiomqtt.Message]] | None = None,
+    ) -> aiomqtt.Client:
+        """A new (not yet connected) client with these settings."""
+        client = aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            identifier=identifier,
+            clean_session=clean_session,
+            will=will,
+            keepalive=self.keepalive_s,
+            tls_context=self.tls_context() if self.tls else None,
+            queue_type=sink,
+            timeout=10,
+        )
+        client.pending_calls_threshold = 1000  # the agent publishes batches at once
+        return client
+
+    def tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file or None)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file or None)
+        return context
+
+
+def broker_from_options(
+    name: str,
+    address: str,
+    *,
+    username: str = "",
+    password_env: str = "",
+    password_file: str = "",
+    tls: bool = False,
+    ca_file: str = "",
+    cert_file: str = "",
+    key_file: str = "",
+    keepalive_s: int = 30,
+) -> Broker:
+    """A Broker from link-style options; LinkError (naming link `name` and the option)
+    for an address, password or file that cannot work."""
+    text = address.strip()
+    if ":" not in text or text.endswith("]"):
+        text = f"{text}:{DEFAULT_TLS_PORT if tls else DEFAULT_PORT}"
+    host, port = parse_address(name, "broker", text)
+    if password_env and password_file:
+        raise LinkError(
+            f"link {name}: options 'password_env' and 'password_file' are both set",
+            hint="give the password one way",
+        )
+    password: str | None = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            raise LinkError(
+                f"link {name}: option 'password_env': environment variable {password_env} "
+                "is not set",
+                hint=f"export {password_env}=... before starting groundctl",
+            )
+    elif password_file:
+        try:
+            password = Path(password_file).read_text().strip()
+        except OSError as error:
+            raise LinkError(
+                f"link {name}: option 'password_file': cannot read {password_file}: "
+                f"{error.strerror or error}"
+            ) from None
+    if password is not None and not username:
+        raise LinkError(f"link {name}: a password is given but option 'username' is empty")
+    for option, path in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
+        if path and not tls:
+            raise LinkError(
+                f"link {name}: option {option!r} is set but 'tls' is false",
+                hint="tls = true",
+            )
+        if path and not Path(path).is_file():
+            raise LinkError(f"link {name}: option {option!r}: no file {path}")
+    if key_file and not cert_file:
+        raise LinkError(f"link {name}: option 'key_file' needs 'cert_file'")
+    if not 5 <= keepalive_s <= 65535:
+        raise LinkError(
+            f"link {name}: option 'keepalive_s' must be 5 to 65535 seconds, found {keepalive_s}"
+        )
+    return Broker(
+        host,
+        port,
+        username or None,
+        password,
+        tls,
+        ca_file,
+        cert_file,
+        key_file,
+        keepalive_s,
+    )
+
+
+def default_client_id(name: str) -> str:
+    """A stable client id (the broker keeps a persistent session under it)."""
+    return f"groundctl-{name}-{socket.gethostname()}"
+
+
+def refusal(error: BaseException) -> str:
+    """Why the broker refused the connection for good (bad credentials...), or ''."""
+    if not isinstance(error, aiomqtt.MqttCodeError):
+        return ""
+    rc = error.rc
+    if isinstance(rc, ReasonCode):
+        return _REFUSED_V5.get(rc.value, "")
+    if isinstance(rc, int):
+        return _REFUSED.get(rc, "")
+    return ""
