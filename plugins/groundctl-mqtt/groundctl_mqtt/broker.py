@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiomqtt
+import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
 from groundctl.links.base import LinkError
@@ -36,6 +37,24 @@ _REFUSED_V5 = {
     0x87: f"not authorized ({_LOGIN})",
     0x8C: "bad authentication method",
 }
+_LOGIN_HINT = (
+    "check options 'username' and 'password_env' / 'password_file' "
+    "(and the broker's password file and ACL)"
+)
+_TLS_HINT = (
+    "check options 'tls', 'ca_file', 'cert_file' and 'key_file': is the port a TLS one "
+    "(or a plain one), does the broker trust the CA of the client certificate, does it "
+    "require one?"
+)
+_VERIFY_HINT = (
+    "check option 'ca_file' (the CA that signed the broker's certificate) and that option "
+    "'broker' names a host or IP address the certificate is for"
+)
+
+
+class ClosedBeforeAccepted(aiomqtt.MqttError):
+    """The broker closed the connection before accepting it (no CONNACK): a TLS handshake
+    it refused (client certificate), or a plain client on a TLS port. Not worth retrying."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,7 @@ class Broker:
             timeout=10,
         )
         client.pending_calls_threshold = 1000  # the agent publishes batches at once
+        _fail_fast(client)
         return client
 
     def tls_context(self) -> ssl.SSLContext:
@@ -86,6 +106,34 @@ class Broker:
         if self.cert_file:
             context.load_cert_chain(self.cert_file, self.key_file or None)
         return context
+
+
+def _fail_fast(client: aiomqtt.Client) -> None:
+    """Make a connection the broker closes before its CONNACK fail at once, saying why
+    (aiomqtt would wait for its timeout and report only "Operation timed out"). Uses
+    aiomqtt's internals (`_client`, `_connected`), as aiomqtt 2.x has no hook for it."""
+    inner = getattr(client, "_client", None)
+    if inner is None or not hasattr(client, "_connected"):
+        return
+    errors: list[str] = []
+
+    def on_log(_client: object, _userdata: object, level: int, text: str) -> None:
+        if level == paho.MQTT_LOG_ERR:
+            errors[:] = [text]  # only the latest
+
+    previous = inner.on_disconnect
+
+    def on_disconnect(*args: object) -> None:
+        connected = client._connected
+        if not connected.done():
+            why = errors[-1] if errors else "connection closed"
+            why = why.removeprefix("failed to receive on socket: ")
+            connected.set_exception(ClosedBeforeAccepted(why))
+        if previous is not None:
+            previous(*args)
+
+    inner.on_log = on_log
+    inner.on_disconnect = on_disconnect
 
 
 def broker_from_options(
@@ -164,7 +212,19 @@ def default_client_id(name: str) -> str:
 
 
 def refusal(error: BaseException) -> str:
-    """Why the broker refused the connection for good (bad credentials...), or ''."""
+    """Why the broker refused the connection for good (bad credentials, TLS...), or ''."""
+    if isinstance(error, ClosedBeforeAccepted):
+        return (
+            f"it closed the connection before accepting it ({error}): a TLS handshake it "
+            "refused (client certificate missing or from a CA it does not trust), or a "
+            "plain connection to a TLS port"
+        )
+    if isinstance(error, aiomqtt.MqttError) and "CERTIFICATE_VERIFY_FAILED" in str(error):
+        detail = str(error).split("certificate verify failed:")[-1].split(" (_ssl")[0].strip()
+        return (
+            "TLS certificate verification failed: the broker's certificate is not trusted "
+            f"({detail})"
+        )
     if not isinstance(error, aiomqtt.MqttCodeError):
         return ""
     rc = error.rc
@@ -173,3 +233,12 @@ def refusal(error: BaseException) -> str:
     if isinstance(rc, int):
         return _REFUSED.get(rc, "")
     return ""
+
+
+def refusal_hint(error: BaseException) -> str:
+    """What to check for a refusal (see `refusal`)."""
+    if isinstance(error, ClosedBeforeAccepted):
+        return _TLS_HINT
+    if "CERTIFICATE_VERIFY_FAILED" in str(error):
+        return _VERIFY_HINT
+    return _LOGIN_HINT

@@ -25,7 +25,13 @@ import aiomqtt
 
 from groundctl.links.base import Link, LinkError, LinkOption, LinkState, cancel
 from groundctl.telemetry.model import Frame
-from groundctl_mqtt.broker import Broker, broker_from_options, default_client_id, refusal
+from groundctl_mqtt.broker import (
+    Broker,
+    broker_from_options,
+    default_client_id,
+    refusal,
+    refusal_hint,
+)
 from groundctl_mqtt.wire import (
     DEFAULT_PREFIX,
     WireError,
@@ -143,8 +149,7 @@ class MqttLink(Link):
                 self._set_state(LinkState.CLOSED)
                 raise LinkError(
                     f"link {self.name}: broker {self.broker.address} refused the connection: {why}",
-                    hint="check options 'username' and 'password_env' / 'password_file' "
-                    "(and the broker's password file and ACL)",
+                    hint=refusal_hint(error),
                 ) from None
             self._problem("connect", f"cannot connect to {self.broker.address}: {error}")
         self._task = asyncio.create_task(self._client_forever(connected), name=f"link-{self.name}")
