@@ -132,21 +132,7 @@ class Engine:
         """Process, archive and publish one received frame."""
         assert self.processor is not None and self.writer is not None, "call start() first"
         processed = self.processor.process(frame)
-        raised = 0
-        for change in processed.alerts:
-            raised += change.action == "raised"
-        pass_id, opened = self.passes.downlink(
-            frame.node,
-            frame.link,
-            frame.time_s,
-            len(frame.raw),
-            status=processed.status,
-            packet_id=processed.packet_id,
-            sequence=processed.sequence_count,
-            samples=len(processed.samples),
-            events=len(processed.events),
-            alerts_raised=raised,
-        )
+        pass_id, opened = self.passes.processed(processed)
         if opened:
             self._write_passes(opened)
         await self.writer.aput(processed, pass_id)

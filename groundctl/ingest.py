@@ -172,25 +172,18 @@ def ingest(
                 next_tick_s = frame.time_s + 1.0
                 writer.add_passes(p.row() for p in passes.tick(frame.time_s))
             if problem:
-                pass_id, opened = passes.downlink(
-                    node, link, frame.time_s, len(frame.raw), status="malformed",
-                    packet_id=None, sequence=None, samples=0, events=1, alerts_raised=0,
-                )  # fmt: skip
-                writer.add_passes(p.row() for p in opened)
                 # Unreadable record: keep its bytes, with the reason, and say so.
-                writer.add(
-                    Processed(
-                        frame,
-                        "malformed",
-                        problem,
-                        events=[
-                            Event(
-                                frame.time_s, node, "ground", "malformed-record", "WARNING", problem
-                            )
-                        ],
-                    ),
-                    pass_id,
+                unreadable = Processed(
+                    frame,
+                    "malformed",
+                    problem,
+                    events=[
+                        Event(frame.time_s, node, "ground", "malformed-record", "WARNING", problem)
+                    ],
                 )
+                pass_id, opened = passes.processed(unreadable)
+                writer.add_passes(p.row() for p in opened)
+                writer.add(unreadable, pass_id)
                 report.malformed += 1
                 report.problems.append(problem)
             elif frame.direction == "up":
@@ -198,18 +191,7 @@ def ingest(
                 report.uplink += 1
             else:
                 processed = processor.process(frame)
-                pass_id, opened = passes.downlink(
-                    node,
-                    link,
-                    frame.time_s,
-                    len(frame.raw),
-                    status=processed.status,
-                    packet_id=processed.packet_id,
-                    sequence=processed.sequence_count,
-                    samples=len(processed.samples),
-                    events=len(processed.events),
-                    alerts_raised=sum(c.action == "raised" for c in processed.alerts),
-                )
+                pass_id, opened = passes.processed(processed)
                 writer.add_passes(p.row() for p in opened)
                 writer.put(processed, pass_id)
                 report.frames += 1

@@ -13,7 +13,10 @@ command sent while a pass is open is counted in it and carries its id in the arc
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from groundctl.telemetry.pipeline import Processed
 
 SEQUENCE_MODULO = 1 << 14  # CCSDS packet sequence counts are 14 bits
 DEFAULT_SILENCE_S = 120.0
@@ -206,6 +209,25 @@ class PassRecorder:
                     flown.missing += skipped
                 sequences[packet_id] = sequence
         return flown.id, opened
+
+    def processed(self, processed: Processed) -> tuple[int | None, list[FlownPass]]:
+        """`downlink` for a frame the pipeline processed (its status, packet, counts)."""
+        frame = processed.frame
+        raised = 0
+        for change in processed.alerts:
+            raised += change.action == "raised"
+        return self.downlink(
+            frame.node,
+            frame.link,
+            frame.time_s,
+            len(frame.raw),
+            status=processed.status,
+            packet_id=processed.packet_id,
+            sequence=processed.sequence_count,
+            samples=len(processed.samples),
+            events=len(processed.events),
+            alerts_raised=raised,
+        )
 
     def uplink(self, node: str, size: int) -> int | None:
         """A frame sent to `node`: counted in its open pass, whose id is returned."""
