@@ -24,9 +24,9 @@ from typing import Any
 from groundctl.bus import AlertMessage, Bus, EventMessage
 from groundctl.config import Config
 from groundctl.errors import GroundctlError
+from groundctl.links.replay import SQLITE_MAGIC
 from groundctl.mdb.model import Mission
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 # The speeds the console's and the terminal's faster/slower keys step through (0: max).
 SPEEDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 
@@ -105,7 +105,7 @@ class ReplaySource:
 def _is_sqlite(path: Path) -> bool:
     try:
         with path.open("rb") as f:
-            return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError:
         return False
 

@@ -709,13 +709,7 @@ class Archive:
             "SELECT id, time, node, link, status, raw FROM frames "
             "WHERE direction = 'down' AND time >= ? AND time < ?"
         )
-        args: list[Any] = [start_s, end_s]
-        if node is not None:
-            sql += " AND node = ?"
-            args.append(node)
-        if pass_id is not None:
-            sql += " AND pass_id = ?"
-            args.append(pass_id)
+        sql, args = _equal(sql, [start_s, end_s], node=node, pass_id=pass_id)
         cursor = self.conn.execute(sql + " ORDER BY time, id", args)
         return (StoredFrame(*row) for row in cursor)
 
@@ -775,13 +769,7 @@ class Archive:
             "SELECT time, node, kind, text FROM events WHERE source = 'ground' "
             "AND kind IN ('aos', 'los') AND time >= ? AND time <= ?"
         )
-        args: list[Any] = [start_s, end_s]
-        if node is not None:
-            sql += " AND node = ?"
-            args.append(node)
-        if pass_id is not None:
-            sql += " AND pass_id = ?"
-            args.append(pass_id)
+        sql, args = _equal(sql, [start_s, end_s], node=node, pass_id=pass_id)
         return [
             (float(t), str(n), str(k), str(x))
             for t, n, k, x in self.conn.execute(sql + " ORDER BY time, id", args)
@@ -946,3 +934,13 @@ def open_alerts(archive: Archive) -> list[Alert]:
         )
         for r in rows
     ]
+
+
+def _equal(sql: str, args: list[Any], **columns: Any) -> tuple[str, list[Any]]:
+    """`sql` (ending in a WHERE clause) with `AND column = ?` for each column given a
+    value (None: not filtered), and the arguments to go with it."""
+    for column, value in columns.items():
+        if value is not None:
+            sql += f" AND {column} = ?"
+            args.append(value)
+    return sql, args

@@ -193,13 +193,9 @@ def pass_record(p: Pass) -> dict[str, Any]:
     }
 
 
-def render_table(
-    passes: Sequence[Pass], now: datetime, limit: int, title: str, width: int = 160
-) -> Table:
-    """The passes as a Rich table; below 110 columns TCA, azimuths, duration and sunlight
-    are left out so that it fits an 80-column terminal."""
-    wide = width >= 110
-    table = Table(
+def _table(title: str) -> Table:
+    """An empty table in the style of every pass listing."""
+    return Table(
         title=title,
         title_justify="left",
         header_style="bold",
@@ -207,6 +203,15 @@ def render_table(
         pad_edge=False,
         padding=(0, 0),
     )
+
+
+def render_table(
+    passes: Sequence[Pass], now: datetime, limit: int, title: str, width: int = 160
+) -> Table:
+    """The passes as a Rich table; below 110 columns TCA, azimuths, duration and sunlight
+    are left out so that it fits an 80-column terminal."""
+    wide = width >= 110
+    table = _table(title)
     columns: list[tuple[str, str]] = [
         ("Node", "left"),
         ("Station", "left"),
@@ -734,14 +739,7 @@ def render_flown_table(rows: Sequence[dict[str, Any]], title: str, width: int = 
     """Flown passes as a Rich table; below 110 columns the bytes, the commands verified
     and failed, and the maximum elevation are left out so that it fits 80 columns."""
     wide = width >= 110
-    table = Table(
-        title=title,
-        title_justify="left",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        padding=(0, 0),
-    )
+    table = _table(title)
     columns: list[tuple[str, str]] = [
         ("Id", "right"),
         ("Node", "left"),

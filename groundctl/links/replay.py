@@ -38,7 +38,7 @@ from groundctl.telemetry.model import Event, Frame
 
 MIN_SPEED = 0.1
 MAX_SPEED = 1000.0
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_MAGIC = b"SQLite format 3\x00"
 # At speed 0 nothing waits, so hand the event loop back every so many frames.
 _YIELD_EVERY = 256
 
@@ -81,13 +81,13 @@ class _FileReader:
     def _timed(self, path: Path, link: str, node: str, fallback_s: float) -> Iterator[Record]:
         try:
             with path.open("rb") as f:
-                magic = f.read(len(_SQLITE_MAGIC))
+                magic = f.read(len(SQLITE_MAGIC))
         except OSError as error:
             raise LinkError(
                 f"link {link}: option 'file': cannot read {path}: {error.strerror or error}",
                 hint="give the path of a JSON-lines session or a CCSDS packet file",
             ) from None
-        if magic == _SQLITE_MAGIC:
+        if magic == SQLITE_MAGIC:
             raise LinkError(
                 f"link {link}: option 'file': {path} is a SQLite archive, not a recording",
                 hint=f'replay it with archive = "{path}" (and start, end)',
