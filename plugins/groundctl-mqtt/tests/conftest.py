@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_testbroker import MOSQUITTO, MOSQUITTO_PASSWD, Mosquitto
+from mqtt_testbroker import MOSQUITTO, MOSQUITTO_PASSWD, Mosquitto, missing
 
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     if MOSQUITTO is None or MOSQUITTO_PASSWD is None:
-        pytest.skip("mosquitto and mosquitto_passwd are needed (apt-get install mosquitto)")
+        missing("mosquitto and mosquitto_passwd are needed (apt-get install mosquitto)")
     directory = tmp_path / "broker"
     directory.mkdir()
     broker = Mosquitto(directory)

@@ -19,7 +19,14 @@ import pytest
 from groundctl_mqtt import MqttLink
 from groundctl_mqtt.broker import Broker
 from groundctl_mqtt.wire import WireFrame, encode_frame
-from mqtt_testbroker import MOSQUITTO, MOSQUITTO_PASSWD, PASSWORDS, Mosquitto, free_port
+from mqtt_testbroker import (
+    MOSQUITTO,
+    MOSQUITTO_PASSWD,
+    PASSWORDS,
+    Mosquitto,
+    free_port,
+    missing,
+)
 from test_mqtt_agent import aio, watch
 
 from groundctl.links.base import LinkError, LinkState
@@ -83,9 +90,9 @@ class TlsBroker:
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     if MOSQUITTO is None or MOSQUITTO_PASSWD is None:
-        pytest.skip("mosquitto and mosquitto_passwd are needed (apt-get install mosquitto)")
+        missing("mosquitto and mosquitto_passwd are needed (apt-get install mosquitto)")
     if OPENSSL is None:
-        pytest.skip("the openssl command is needed to make test certificates")
+        missing("the openssl command is needed to make test certificates")
     tmp_path = tmp_path_factory.mktemp("tls")
     pki = tmp_path / "pki"
     pki.mkdir()

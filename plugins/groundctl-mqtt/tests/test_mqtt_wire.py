@@ -60,7 +60,7 @@ GOOD = {"t": 1.5, "node": "N", "link": "l", "dir": "down", "seq": 1, "station": 
     [
         (b"", "shorter than the 6-byte frame prefix"),
         (b"GCF1\x00", "shorter than the 6-byte frame prefix"),
-        (b"XXXX\x00\x00", "expected the magic b'GCF1'"),
+        (b"GCF2\x00\x00", "expected the magic b'GCF1'"),
         (b"GCF1\x00\x10{}", "header length 16 at byte 4 runs past the end of the 8-byte"),
         (b"GCF1\x00\x02{x", "header (bytes 6 to 8) is not JSON"),
         (b"GCF1\x00\x02[]", "header is a JSON list, expected an object"),
