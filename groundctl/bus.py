@@ -36,7 +36,11 @@ class EventMessage:
 
 @dataclass(frozen=True)
 class AlertMessage:
+    """An alert changed; `origin` names the console whose operator acknowledged or
+    shelved it ('' for this one; groundctl.operations)."""
+
     change: AlertChange
+    origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ class LinkStateMessage:
 @dataclass(frozen=True)
 class CommandMessage:
     """A command reached a stage (queued, released, sent, accepted, completed, failed,
-    timeout, cancelled, edited); `time_s` on the engine's clock."""
+    timeout, cancelled, edited); `time_s` on the engine's clock. `origin` names the
+    console that sent it ('' for this one; groundctl.operations)."""
 
     command_id: int
     node: str
@@ -74,6 +79,7 @@ class CommandMessage:
     time_s: float
     detail: str = ""
     release_at: float | None = None
+    origin: str = ""
 
 
 @dataclass(frozen=True)

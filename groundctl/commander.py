@@ -265,13 +265,14 @@ class Commander:
     async def queued(self, node: str | None = None) -> list[CommandRecord]:
         return await self.store.call(self.store.queued, node)
 
-    async def cancel(self, command_id: int, reason: str = "") -> None:
-        """Cancel a queued command (KeyError: no such command; ValueError: not queued)."""
+    async def cancel(self, command_id: int, reason: str = "", actor: Actor | None = None) -> None:
+        """Cancel a queued command (KeyError: no such command; ValueError: not queued) in
+        the name of `actor` (default: this commander's; another console's operator for a
+        shared-operations request)."""
+        actor = actor or self.actor
         record = await self.store.call(self.store.get, command_id)
-        self._check_may_change(record)
-        await self.store.call(
-            self.store.cancel, command_id, self.engine.clock(), self.actor, reason
-        )
+        self._check_may_change(record, actor)
+        await self.store.call(self.store.cancel, command_id, self.engine.clock(), actor, reason)
         change = StageChange("cancelled", self.engine.clock(), reason or "cancelled")
         self._finish(command_id, record.node, change)
         self._publish(command_id, record.node, change)
@@ -322,8 +323,9 @@ class Commander:
         self._kick(updated.node)
         return updated
 
-    def _check_may_change(self, record: CommandRecord) -> None:
-        check_role(self.actor.role, self.actor.operator, record.text, record.hazardous)
+    def _check_may_change(self, record: CommandRecord, actor: Actor | None = None) -> None:
+        actor = actor or self.actor
+        check_role(actor.role, actor.operator, record.text, record.hazardous)
 
     # --- audited operator actions --------------------------------------------------------------
     async def acknowledge(self, alert_id: int, comment: str = "") -> None:

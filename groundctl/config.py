@@ -12,6 +12,7 @@ and what is expected; see docs/config.md for the format.
 from __future__ import annotations
 
 import math
+import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -179,6 +180,15 @@ class LinkConfig:
 
 
 @dataclass(frozen=True)
+class OperationsConfig:
+    """[operations]: share alert actions and commands with the other consoles through
+    `link`'s broker (groundctl.operations); `console` is this console's name."""
+
+    link: str
+    console: str
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole, validated config. `path` is the file it came from."""
 
@@ -194,6 +204,7 @@ class Config:
     is_demo: bool = False
     # station name -> its rotator and radio (only stations that have one)
     control: Mapping[str, StationControl] = field(default_factory=dict)
+    operations: OperationsConfig | None = None
 
     def station(self, name: str) -> Station:
         """Return the station called `name` (case-insensitive); ConfigError if none."""
@@ -281,6 +292,7 @@ _TOP_KEYS = {
     "links",
     "commanding",
     "operators",
+    "operations",
 }
 
 
@@ -303,6 +315,7 @@ class _Reader(TomlReader):
         missions = self.missions(raw.get("missions", {}))
         links = self.links(raw.get("links", {}))
         commanding = self.commanding(raw.get("commanding", {}), raw.get("operators", {}))
+        operations = self.operations(raw["operations"], links) if "operations" in raw else None
         for node in nodes.values():
             if node.mission and node.mission not in missions:
                 raise self.error(
@@ -328,6 +341,7 @@ class _Reader(TomlReader):
             commanding=commanding,
             is_demo=self.path.resolve() == demo_config_path().resolve(),
             control=control,
+            operations=operations,
         )
 
     def stations(self, value: Any) -> tuple[Station, ...]:
@@ -690,6 +704,27 @@ class _Reader(TomlReader):
             operators=roles,
             mission=self.string(entry, "mission", keys, default=""),
         )
+
+    def operations(self, value: Any, links: Mapping[str, LinkConfig]) -> OperationsConfig:
+        keys: Keys = ("operations",)
+        entry = self.table(value, keys)
+        self.check_keys(entry, {"link", "console"}, keys)
+        link = self.string(entry, "link", keys)
+        if link not in links:
+            raise self.error(
+                (*keys, "link"),
+                f"no link {link!r} in [links]: expected the link whose broker carries "
+                "the shared operations",
+                hint="configured links: " + (", ".join(links) or "none"),
+            )
+        console = self.string(entry, "console", keys, default=platform.node() or "console")
+        if not console or any(c in console for c in "#+/") or console != console.strip():
+            raise self.error(
+                (*keys, "console"),
+                f"expected a console name without '#', '+', '/' or spaces around it, "
+                f"found {console!r}",
+            )
+        return OperationsConfig(link=link, console=console)
 
     def tle(self, value: Any) -> TLEConfig:
         entry = self.table(value, ("tle",))

@@ -281,28 +281,31 @@ class Engine:
         if passes and self.writer is not None:
             self.writer.add_passes(p.row() for p in passes)
 
-    def acknowledge(self, alert_id: int, who: str, comment: str = "") -> AlertChange:
-        """Acknowledge an alert (archived and published). KeyError if unknown."""
+    def acknowledge(
+        self, alert_id: int, who: str, comment: str = "", origin: str = ""
+    ) -> AlertChange:
+        """Acknowledge an alert (archived and published). KeyError if unknown. `origin`:
+        the other console it was acknowledged at (groundctl.operations)."""
         assert self.processor is not None and self.writer is not None
         change = self.processor.alerts.acknowledge(alert_id, who, self.clock(), comment)
-        self._record([change])
+        self._record([change], origin)
         return change
 
-    def shelve(self, alert_id: int, until_s: float) -> AlertChange:
+    def shelve(self, alert_id: int, until_s: float, origin: str = "") -> AlertChange:
         """Shelve an alert until a time (archived and published). KeyError if unknown."""
         assert self.processor is not None and self.writer is not None
         change = self.processor.alerts.shelve(alert_id, until_s, self.clock())
-        self._record([change])
+        self._record([change], origin)
         return change
 
-    def _record(self, changes: list[AlertChange]) -> None:
+    def _record(self, changes: list[AlertChange], origin: str = "") -> None:
         assert self.writer is not None
         for change in changes:
             raised_in = None
             if change.action == "raised":
                 raised_in = self.passes.alert_raised(change.alert.node)
             self.writer.add_alerts([change], raised_in)
-            self.bus.publish(AlertMessage(change))
+            self.bus.publish(AlertMessage(change, origin))
 
     async def _tick_forever(self) -> None:
         while True:

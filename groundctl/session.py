@@ -26,6 +26,7 @@ from groundctl.paths import data_dir
 from groundctl.telemetry.pipeline import Processed
 
 if TYPE_CHECKING:
+    from groundctl.operations import SharedOperations
     from groundctl.station.tracker import StationTracker
 
 
@@ -137,6 +138,7 @@ class Session:
         self.engine: Engine | None = None
         self.commander: Commander | None = None
         self.trackers: list[StationTracker] = []  # the stations' rotators and radios
+        self.operations: SharedOperations | None = None  # [operations]: shared with others
         self._plan_refreshed = 0.0
         self._background: set[asyncio.Task[None]] = set()
 
@@ -182,11 +184,34 @@ class Session:
             for link in self.links:
                 await link.open()
             await self.commander.start()
+            if self.config.operations is not None and not self.replay:
+                await self._start_operations()
             if self.stations and self.config.control and not self.replay:
                 await self._start_stations()
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_operations(self) -> None:
+        """Share alert actions and commands with the other consoles ([operations])."""
+        from groundctl.operations import SharedOperations
+
+        wanted = self.config.operations
+        assert wanted is not None and self.engine is not None and self.commander is not None
+        link = next((k for k in self.links if k.name == wanted.link), None)
+        where = f"{self.config.path}: [operations] link = {wanted.link!r}"
+        if link is None:
+            raise ConfigError(f"{where}: this session has no such link")
+        channel_of = getattr(link, "operations_channel", None)
+        if channel_of is None:
+            raise ConfigError(
+                f"{where}: a {type(link).__name__} cannot share operations",
+                hint="name an mqtt link (groundctl-mqtt)",
+            )
+        self.operations = SharedOperations(
+            self.engine, self.commander, wanted.console, channel_of(wanted.console)
+        )
+        await self.operations.start()
 
     async def _start_stations(self) -> None:
         """Track with each station's rotator and radio ([stations.rotator], [...radio])."""
@@ -239,6 +264,9 @@ class Session:
         for tracker in self.trackers:
             await tracker.stop()
         self.trackers = []
+        if self.operations is not None:
+            await self.operations.stop()
+            self.operations = None
         if self.commander is not None and self.commander._started:
             await self.commander.stop()
         if self.engine is not None:

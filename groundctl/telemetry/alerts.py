@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 Severity = Literal["yellow", "red", "stale"]
-_RANK = {"stale": 1, "yellow": 1, "red": 2}
+RANK = {"stale": 1, "yellow": 1, "red": 2}
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class AlertBook:
             alert_id = alert.id if alert is not None else self._new_id()
             fresh = Alert(alert_id, node, parameter, severity, time_s, value, count)
             return self._store(AlertChange("raised", fresh, time_s))
-        if _RANK[severity] > _RANK[alert.severity]:
+        if RANK[severity] > RANK[alert.severity]:
             up = replace(alert, severity=severity, value=value, acked_by=None, acked_s=None)
             return self._store(AlertChange("escalated", up, time_s))
         return None
@@ -102,7 +102,11 @@ class AlertBook:
     def visible(self, now_s: float) -> list[Alert]:
         """Alerts operators should see now: red first, then newest first."""
         shown = [a for a in self._by_key.values() if a.visible(now_s)]
-        return sorted(shown, key=lambda a: (-_RANK[a.severity], -a.raised_s))
+        return sorted(shown, key=lambda a: (-RANK[a.severity], -a.raised_s))
+
+    def find(self, node: str, parameter: str) -> Alert | None:
+        """The alert of (node, parameter), if there has been one."""
+        return self._by_key.get((node, parameter))
 
     def get(self, alert_id: int) -> Alert:
         return self._by_key[self._by_id[alert_id]]
