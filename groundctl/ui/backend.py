@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import math
 import threading
@@ -36,6 +37,7 @@ from groundctl.bus import (
     SampleMessage,
     StationMessage,
 )
+from groundctl.operations import OperationsError, RemoteCommand, command_ref
 from groundctl.ui.state import ConsoleState
 
 if TYPE_CHECKING:
@@ -496,6 +498,33 @@ class Backend:
 
     async def queued(self) -> list[Any]:
         return await self.call(self.commander.queued())
+
+    def remote_queued(self) -> list[RemoteCommand]:
+        """The other consoles' queued commands, oldest first (shared operations; none
+        when the ground segment is not up or shares no operations)."""
+        session = self.session
+        operations = session.operations if session is not None else None
+        if operations is None:
+            return []
+        for _ in range(3):  # read from the UI's thread: the engine's may change it meanwhile
+            with contextlib.suppress(RuntimeError):
+                return operations.queued()
+        return []
+
+    async def cancel_remote(self, origin: str, command_id: int, reason: str = "") -> None:
+        """Ask console `origin` to cancel its queued command `command_id` (it checks this
+        operator's role there; the outcome arrives as the command's next stage)."""
+
+        async def run() -> None:
+            session = self.session
+            if session is None or session.operations is None:
+                raise OperationsError(
+                    f"{command_ref(origin, command_id)} not cancelled: this console shares no "
+                    "operations with other consoles ([operations] is not configured)"
+                )
+            session.operations.request_cancel(origin, command_id, reason)
+
+        await self.call(run())
 
     async def history(
         self, node: str, parameter: str, start_s: float, end_s: float, limit: int = 5000

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from groundctl.bus import (
@@ -24,6 +24,7 @@ from groundctl.bus import (
     SampleMessage,
     StationMessage,
 )
+from groundctl.operations import command_ref
 from groundctl.telemetry.alerts import Alert
 from groundctl.telemetry.model import Event
 
@@ -62,7 +63,10 @@ class Value:
 
 @dataclass
 class CommandView:
-    """A command as the console shows it: text, current stage, every stage so far."""
+    """A command as the console shows it: text, current stage, every stage so far.
+
+    `origin` names the console that sent it ('' for this one); `ref` is how the console
+    names it (`12`, or `ops-2#12` for another console's: its ids may collide with ours)."""
 
     command_id: int
     node: str
@@ -72,6 +76,15 @@ class CommandView:
     time_s: float
     release_at: float | None = None
     stages: list[tuple[str, float, str]] = field(default_factory=list)
+    origin: str = ""
+
+    @property
+    def ref(self) -> str:
+        return command_ref(self.origin, self.command_id)
+
+    def copy(self) -> CommandView:
+        """A copy with its own list of stages."""
+        return replace(self, stages=list(self.stages))
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,7 @@ class Snapshot:
     events: list[tuple[int, Event]]
     alerts: dict[int, Alert]
     new_red: list[Alert]
-    commands: dict[int, CommandView]
+    commands: dict[str, CommandView]  # by ref: `12`, or `ops-2#12` (CommandView.ref)
     links: dict[str, str]
     frames: int
     lag_s: float
@@ -104,8 +117,8 @@ class ConsoleState:
         self.alerts: dict[int, Alert] = {}
         self._changed_alerts: set[int] = set()
         self._new_red: list[Alert] = []
-        self.commands: dict[int, CommandView] = {}
-        self._changed_commands: set[int] = set()
+        self.commands: dict[str, CommandView] = {}  # by ref (CommandView.ref)
+        self._changed_commands: set[str] = set()
         self.links: dict[str, str] = {}
         self.stations: dict[str, StationView] = {}
         self._changed_stations: set[str] = set()
@@ -134,7 +147,8 @@ class ConsoleState:
                 if message.change.action in ("raised", "escalated") and alert.severity == "red":
                     self._new_red.append(alert)
             elif isinstance(message, CommandMessage):
-                view = self.commands.get(message.command_id)
+                ref = command_ref(message.origin, message.command_id)
+                view = self.commands.get(ref)
                 if view is None:
                     view = CommandView(
                         message.command_id,
@@ -143,15 +157,16 @@ class ConsoleState:
                         message.stage,
                         message.detail,
                         message.time_s,
+                        origin=message.origin,
                     )
-                    self.commands[message.command_id] = view
+                    self.commands[ref] = view
                 view.stage, view.detail, view.time_s = message.stage, message.detail, message.time_s
                 if message.text:
                     view.text = message.text
                 if message.release_at is not None:
                     view.release_at = message.release_at
                 view.stages.append((message.stage, message.time_s, message.detail))
-                self._changed_commands.add(message.command_id)
+                self._changed_commands.add(ref)
             elif isinstance(message, LinkStateMessage):
                 self.links[message.link] = message.new
             elif isinstance(message, FrameMessage):
@@ -191,18 +206,7 @@ class ConsoleState:
             self._changed_alerts.clear()
             new_red, self._new_red = self._new_red, []
             commands = {
-                i: CommandView(
-                    v.command_id,
-                    v.node,
-                    v.text,
-                    v.stage,
-                    v.detail,
-                    v.time_s,
-                    v.release_at,
-                    list(v.stages),
-                )
-                for i, v in self.commands.items()
-                if i in self._changed_commands
+                ref: v.copy() for ref, v in self.commands.items() if ref in self._changed_commands
             }
             self._changed_commands.clear()
             stations = {name: self.stations[name] for name in self._changed_stations}
@@ -229,19 +233,7 @@ class ConsoleState:
                 list(self.events),
                 dict(self.alerts),
                 [],
-                {
-                    i: CommandView(
-                        v.command_id,
-                        v.node,
-                        v.text,
-                        v.stage,
-                        v.detail,
-                        v.time_s,
-                        v.release_at,
-                        list(v.stages),
-                    )
-                    for i, v in self.commands.items()
-                },
+                {ref: v.copy() for ref, v in self.commands.items()},
                 dict(self.links),
                 self.frames,
                 self.lag_s,

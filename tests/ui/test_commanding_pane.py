@@ -2,7 +2,8 @@
 
 Completion with Tab, the check as the line is typed, sending with Enter, the confirmation
 box of hazardous commands, the history as stages arrive, and the store-and-forward queue
-with its next contact and `x` to cancel. The oracles are the archive file (its commands,
+with its next contact and `x` to cancel; other consoles' commands (shared operations, over
+an in-process channel) under their ref (`ops-2#1`). The oracles are the archive file (its commands,
 command_stages and audit tables, read with sqlite3) and what the node itself reports
 (COMMS_HK.CMD_COUNT). ODC-01 is always in contact unless the test gates the simulator.
 Conditions are polled with a timeout, never slept on.
@@ -29,6 +30,7 @@ from ui_support import START, demo_config, make_backend
 from groundctl.commanding.syntax import parse, validate
 from groundctl.errors import CommandError
 from groundctl.fleet import load_fleet
+from groundctl.operations import OperationsError, RemoteCommand, SharedOperations, decode, encode
 from groundctl.orbits.passes import predict
 from groundctl.orbits.plan import plan_contacts
 from groundctl.ui.app import ConsoleApp
@@ -100,9 +102,10 @@ def hint_line(pane: CommandPane) -> str:
     return str(pane.query_one("#cmd-hint", Static).content)
 
 
-def history_stage(pane: CommandPane, command_id: int) -> str:
+def history_stage(pane: CommandPane, ref: int | str) -> str:
+    """The history's stage of command `ref` (this console's id, or `ops-2#12`)."""
     table = pane.history
-    key = str(command_id)
+    key = str(ref)
     return table.get_cell(key, "stage").plain if key in table.rows else ""
 
 
@@ -181,7 +184,7 @@ async def test_an_invalid_line_shows_the_precise_error_and_enter_sends_nothing(t
     async with console(backend) as (pilot, pane):
         text = "ODC-01 SET_POWER_MODE mode=TURBO"
         with pytest.raises(CommandError) as refused:
-            validate(parse(text), backend.mission_of("ODC-01"))  # type: ignore[arg-type]
+            validate(parse(text), backend.mission_of("ODC-01"))
         message = refused.value.message
         assert "TURBO" in message and "SAFE, ECO, NOMINAL, PERFORMANCE" in message
         await paste(pilot, text)
@@ -369,3 +372,115 @@ async def test_commands_of_earlier_runs_are_loaded_from_the_archive(tmp_path):
             lambda: rows(path, "SELECT status FROM commands") == [("cancelled",)], "cancelled"
         )
         await until(lambda: history_stage(pane, 1) == "cancelled", "the history")
+
+
+class Channel:
+    """The shared-operations channel of one console, in-process: what it sends is kept
+    (decoded); the test delivers the other consoles' documents itself."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []  # kind, to, document
+
+    async def open(self, console: str, deliver: Callable[[str, str, bytes], None]) -> None:
+        pass
+
+    def send(self, kind: str, payload: bytes, to: str = "") -> None:
+        self.sent.append((kind, to, decode(payload)))
+
+    async def close(self) -> None:
+        pass
+
+
+async def share(backend: Backend, channel: Channel) -> SharedOperations:
+    """Shared operations as console ops-1 on the running `backend` (stopped with it)."""
+
+    async def run() -> SharedOperations:
+        session = backend.session
+        assert session is not None and session.engine is not None and session.commander
+        shared = SharedOperations(session.engine, session.commander, "ops-1", channel)
+        await shared.start()
+        session.operations = shared
+        return shared
+
+    return await backend.call(run())
+
+
+async def from_console(
+    backend: Backend, shared: SharedOperations, kind: str, console: str, body: dict[str, Any]
+) -> None:
+    """A document from another console, delivered on the engine's loop (as a channel does)."""
+
+    async def run() -> None:
+        shared.deliver(kind, console, encode(kind, console, body))
+
+    await backend.call(run())
+
+
+@aio
+async def test_another_consoles_queued_command_is_queued_under_its_ref_until_sent(tmp_path):
+    backend = make_backend(tmp_path, gate=False, speed=20, nodes="ODC-01", extra=DIRECTOR)
+    await asyncio.to_thread(backend.start)
+    try:
+        # without shared operations: no remote commands, and a cancel says why not
+        assert backend.remote_queued() == []
+        with pytest.raises(OperationsError, match=r"ops-2#1 not cancelled.*not configured"):
+            await backend.cancel_remote("ops-2", 1, "test")
+        channel = Channel()
+        shared = await share(backend, channel)
+        local = await backend.issue("ODC-01 NOOP")
+        assert local.command_id == 1  # this console's #1; ops-2 has a #1 of its own
+        now = backend.clock()
+        await from_console(backend, shared, "queue", "ops-2", {
+            "commands": [{
+                "id": 1, "node": "ODC-07", "text": "ODC-07 SET_THROTTLE level=LOW",
+                "time": now, "detail": "waiting for contact: next AOS", "release_at": now + 600,
+            }],
+            "time": now,
+        })  # fmt: skip
+        assert [c.ref for c in backend.remote_queued()] == ["ops-2#1"]
+    except BaseException:
+        await asyncio.to_thread(backend.stop)
+        raise
+    # one the console heard of only through the operations' list (not as a stage)
+    listed = backend.remote_queued
+    ops3 = RemoteCommand("ops-3", 7, "ODC-07", "ODC-07 NOOP", "queued", now, "", now + 900)
+    backend.remote_queued = lambda: [*listed(), ops3]  # type: ignore[method-assign]
+    async with console(backend) as (pilot, pane):
+        queue = pane.queue
+        await until(lambda: {"ops-2#1", "ops-3#7"} <= {k.value for k in queue.rows}, "the queue")
+        assert queue.row_count == 2
+        assert queue.get_cell("ops-2#1", "id").plain == "ops-2#1"
+        assert queue.get_cell("ops-2#1", "command").plain == "ODC-07 SET_THROTTLE level=LOW"
+        assert queue.get_cell("ops-2#1", "release").plain.startswith("next contact")
+        assert queue.get_cell("ops-3#7", "release").plain.startswith("time tag")
+        assert "2 waiting" in str(pane.query_one("#cmd-queue-title", Static).content)
+        # the two #1 are two rows of the history
+        await until(lambda: history_stage(pane, 1) == "completed", "the local NOOP", 20)
+        assert pane.history.get_cell("1", "command").plain == "ODC-01 NOOP"
+        assert history_stage(pane, "ops-2#1") == "queued"
+        assert pane.history.get_cell("ops-2#1", "id").plain == "ops-2#1"
+        # x on ops-2's command: a cancel request to ops-2, naming its own id
+        queue.focus()
+        queue.move_cursor(row=queue.get_row_index("ops-2#1"))
+        await pilot.press("x")
+        await until(lambda: check_line(pane) == "ops-2#1: cancel requested", "the request")
+        [(to, request)] = [(to, doc) for kind, to, doc in channel.sent if kind == "request"]
+        assert to == "ops-2" and (request["action"], request["id"]) == ("cancel", 1)
+        # ops-3's is not known to the operations (only listed): the refusal is shown
+        queue.move_cursor(row=queue.get_row_index("ops-3#7"))
+        await pilot.press("x")
+        await until(lambda: "ops-3#7 is not queued" in check_line(pane), "the refusal")
+        # ops-2 sent its command after all: it leaves the queue, the history says sent
+        await from_console(backend, shared, "command", "ops-2", {
+            "id": 1, "node": "ODC-07", "text": "ODC-07 SET_THROTTLE level=LOW", "stage": "sent",
+            "time": backend.clock(),
+        })  # fmt: skip
+        await until(lambda: "ops-2#1" not in queue.rows, "ops-2#1 to leave the queue")
+        assert history_stage(pane, "ops-2#1") == "sent"
+        assert [k.value for k in queue.rows] == ["ops-3#7"]
+        assert history_stage(pane, 1) == "completed"  # this console's #1 is untouched
+        # Enter on the remote command's history row: its line in the input
+        pane.history.focus()
+        pane.history.move_cursor(row=pane.history.get_row_index("ops-2#1"))
+        await pilot.press("enter")
+        assert pane.command_input.value == "ODC-07 SET_THROTTLE level=LOW"

@@ -19,6 +19,11 @@ the archive's newest commands and every queued one, read once when the ground se
 up. A queued row says when it goes: the node's next contact, or its time tag; `x` (or
 Delete) on it cancels it.
 
+With shared operations (groundctl.operations), the other consoles' commands are shown too,
+named by their console (`ops-2#12`: their ids are their console's own, and may collide with
+this one's). The queue also lists the other consoles' queued commands known when the
+archive is read; `x` on one asks its console to cancel it (which checks the role).
+
 In replay commanding is disabled (a replay has no node to command): the command line is
 disabled and says so; the history and the queue still show the replay archive's.
 """
@@ -28,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
@@ -45,6 +50,7 @@ from textual.widgets import DataTable, Input, Static
 from groundctl.commanding.roles import check_role
 from groundctl.commanding.syntax import usage
 from groundctl.errors import CommandError, GroundctlError
+from groundctl.operations import command_ref, parse_ref
 from groundctl.session import REPLAY_DISABLED
 from groundctl.ui.backend import BackendError
 from groundctl.ui.completion import MissionOf, candidates, suggestion, tab_complete
@@ -55,6 +61,7 @@ from groundctl.ui.state import CommandView
 if TYPE_CHECKING:
     from groundctl.archive.commands import CommandRecord
     from groundctl.commanding.syntax import ValidCommand
+    from groundctl.operations import RemoteCommand
     from groundctl.ui.backend import Backend
     from groundctl.ui.state import Snapshot
 
@@ -107,8 +114,9 @@ def release_text(view: CommandView, kind: str | None, clock_s: float) -> str:
     if detail.startswith("in contact"):
         return "in contact: releasing"
     behind = re.match(r"waiting behind command (\d+)", detail)
-    if behind:
-        return f"after #{behind.group(1)}"
+    if behind:  # a command of the same console
+        ahead = int(behind.group(1))
+        return f"after {command_ref(view.origin, ahead)}" if view.origin else f"after #{ahead}"
     if at is not None and (kind == "time" or "time tag" in detail or (kind is None and not detail)):
         return f"time tag {utc_time(at)} ({countdown(at - clock_s)})"
     if at is not None:
@@ -198,16 +206,18 @@ class QueueTable(DataTable[Text]):
     ]
 
     class CancelRequested(Message):
-        def __init__(self, command_id: int) -> None:
+        """Cancel the command named `ref`: `12` (this console's), or `ops-2#12`."""
+
+        def __init__(self, ref: str) -> None:
             super().__init__()
-            self.command_id = command_id
+            self.ref = ref
 
     def action_cancel_command(self) -> None:
         if not self.row_count:
             return
         row_key, _column = self.coordinate_to_cell_key(self.cursor_coordinate)
         if row_key.value is not None:
-            self.post_message(self.CancelRequested(int(row_key.value)))
+            self.post_message(self.CancelRequested(row_key.value))
 
 
 class CommandPane(Pane):
@@ -257,9 +267,10 @@ class CommandPane(Pane):
     def __init__(self, backend: Backend, *, id: str | None = None) -> None:
         super().__init__(backend, id=id)
         self._node_names: list[str] = []
-        self._views: dict[int, CommandView] = {}
-        self._release_kind: dict[int, str] = {}  # from the archive: now, aos, time
-        self._queued: set[int] = set()
+        # by ref (`12`, or `ops-2#12`: CommandView.ref), which is also their rows' key
+        self._views: dict[str, CommandView] = {}
+        self._release_kind: dict[str, str] = {}  # from the archive: now, aos, time
+        self._queued: set[str] = set()
         self._clock_s = 0.0
         self._countdown_at = 0.0  # wall clock (monotonic) of the last countdown redraw
         self._nodes_at = 0.0  # and of the last look at the node names
@@ -339,14 +350,14 @@ class CommandPane(Pane):
         self._refresh_nodes()
         if snapshot.commands:
             added = False
-            for command_id in sorted(snapshot.commands):
-                added |= self._show(snapshot.commands[command_id])
+            for view in sorted(snapshot.commands.values(), key=_order):
+                added |= self._show(view)
             self._tidy(added)
         now = time.monotonic()
         if self._queued and now - self._countdown_at >= 1.0:  # countdowns: once a second
             self._countdown_at = now
-            for command_id in self._queued:
-                self._update_release(command_id)
+            for ref in self._queued:
+                self._update_release(ref)
 
     def _refresh_nodes(self) -> None:
         """The nodes to complete, looked at about once a second."""
@@ -358,7 +369,8 @@ class CommandPane(Pane):
             self._node_names = self.backend.nodes()
 
     async def _load_archive(self) -> None:
-        """The archive's newest commands and every queued one (older runs' too)."""
+        """The archive's newest commands and every queued one (older runs' too), then the
+        other consoles' queued commands (shared operations)."""
         try:
             store = self.backend.commander.store
             recent: list[CommandRecord] = await self.backend.call(
@@ -373,19 +385,25 @@ class CommandPane(Pane):
             return
         if not self.is_attached:  # the console closed meanwhile
             return
+        try:
+            remote = self.backend.remote_queued()
+        except Exception as error:  # a bug: say so, and show the archive's commands still
+            remote = []
+            self._show_check_text(
+                Text(f"the other consoles' queued commands cannot be shown: {error!r}", "red")
+            )
         with contextlib.suppress(NoMatches):  # the console is closing: its tables are gone
-            self._show_archive(recent, queued)
+            self._show_archive(recent, queued, remote)
 
-    def _show_archive(self, recent: list[CommandRecord], queued: list[CommandRecord]) -> None:
+    def _show_archive(
+        self,
+        recent: list[CommandRecord],
+        queued: list[CommandRecord],
+        remote: Sequence[RemoteCommand] = (),
+    ) -> None:
         added = False
         for record in [*reversed(recent), *queued]:
-            self._release_kind.setdefault(record.id, record.release)
-            known = self._views.get(record.id)
-            if known is not None:  # the session's own view is newer, but may lack the text
-                if not known.text:
-                    known.text = record.text
-                    self._show(known)
-                continue
+            self._release_kind.setdefault(str(record.id), record.release)
             view = CommandView(
                 record.id,
                 record.node,
@@ -395,19 +413,42 @@ class CommandPane(Pane):
                 record.updated,
                 record.release_at,
             )
-            added |= self._show(view)
+            added |= self._show_unless_known(view)
+        for command in remote:
+            view = CommandView(
+                command.command_id,
+                command.node,
+                command.text,
+                command.stage,
+                command.detail,
+                command.time_s,
+                command.release_at,
+                origin=command.console,
+            )
+            added |= self._show_unless_known(view)
         self._tidy(added)
         self.loaded = True
+
+    def _show_unless_known(self, view: CommandView) -> bool:
+        """Show `view` read at start, unless the session's own (newer) view is shown; that
+        one gets its text if it lacks it. True if a new row."""
+        known = self._views.get(view.ref)
+        if known is None:
+            return self._show(view)
+        if not known.text and view.text:
+            known.text = view.text
+            self._show(known)
+        return False
 
     # --- the tables ------------------------------------------------------------------------------
     def _show(self, view: CommandView) -> bool:
         """Show `view` in the history (and the queue while queued); True if a new row."""
         view = replace(view, stages=list(view.stages))  # the pane's own copy
-        known = self._views.get(view.command_id)
+        key = view.ref
+        known = self._views.get(key)
         if not view.text and known is not None:
             view.text = known.text  # stages of an earlier run's command come without it
-        self._views[view.command_id] = view
-        key = str(view.command_id)
+        self._views[key] = view
         history = self.history
         stage = Text(view.stage, STAGE_STYLES.get(view.stage, ""))
         cells = {
@@ -428,8 +469,8 @@ class CommandPane(Pane):
                 history.update_cell(key, column, value, update_width=True)
         queue = self.queue
         if view.stage in IN_QUEUE:
-            if view.command_id not in self._queued:
-                self._queued.add(view.command_id)
+            if key not in self._queued:
+                self._queued.add(key)
                 queue.add_row(
                     Text(key, justify="right"),
                     _cut(view.text),
@@ -440,29 +481,29 @@ class CommandPane(Pane):
             else:
                 queue.update_cell(key, "command", _cut(view.text))
                 queue.update_cell(key, "detail", Text(view.detail, no_wrap=True))
-            self._update_release(view.command_id)
-        elif view.command_id in self._queued:
-            self._queued.discard(view.command_id)
+            self._update_release(key)
+        elif key in self._queued:
+            self._queued.discard(key)
             queue.remove_row(key)
         return added
 
-    def _update_release(self, command_id: int) -> None:
-        view = self._views.get(command_id)
-        if view is None or command_id not in self._queued:
+    def _update_release(self, ref: str) -> None:
+        view = self._views.get(ref)
+        if view is None or ref not in self._queued:
             return
-        text = release_text(view, self._release_kind.get(command_id), self._clock_s)
-        self.queue.update_cell(str(command_id), "release", Text(text), update_width=True)
+        text = release_text(view, self._release_kind.get(ref), self._clock_s)
+        self.queue.update_cell(ref, "release", Text(text), update_width=True)
 
     def _tidy(self, added: bool) -> None:
         """Newest first; at most MAX_HISTORY rows; the queue's title and visibility."""
         history = self.history
         if added:
             while history.row_count > MAX_HISTORY:
-                oldest = min(i for i in self._views if i not in self._queued)
-                history.remove_row(str(oldest))
-                del self._views[oldest]
-            history.sort("id", key=lambda cell: int(cell.plain), reverse=True)
-            self.queue.sort("id", key=lambda cell: int(cell.plain))
+                oldest = _oldest(v for r, v in self._views.items() if r not in self._queued)
+                history.remove_row(oldest.ref)
+                del self._views[oldest.ref]
+            history.sort("id", key=_newest_first)
+            self.queue.sort("id", key=_ref_order)
         self._show_queue_title()
 
     def _show_queue_title(self) -> None:
@@ -628,7 +669,7 @@ class CommandPane(Pane):
         event.stop()
         if self.backend.replaying:
             return  # the command line is disabled
-        view = self._views.get(int(event.row_key.value))
+        view = self._views.get(event.row_key.value)
         if view is not None and view.text:
             line = self.command_input
             if line.value.strip() and line.value.strip() != view.text:
@@ -642,20 +683,56 @@ class CommandPane(Pane):
         if self.backend.replaying:
             self._show_replay()
             return
-        self.run_worker(self._cancel(event.command_id), group="cmd-cancel")
+        self.run_worker(self._cancel(event.ref), group="cmd-cancel")
 
-    async def _cancel(self, command_id: int) -> None:
+    async def _cancel(self, ref: str) -> None:
+        """Cancel a command of this console; ask another console to cancel one of its own
+        (the outcome arrives as the command's next stage)."""
+        origin, command_id = parse_ref(ref)
+        name = f"#{command_id}" if not origin else ref
         try:
-            await self.backend.cancel(command_id, "cancelled from the console")
+            if origin:
+                await self.backend.cancel_remote(origin, command_id, "cancelled from the console")
+            else:
+                await self.backend.cancel(command_id, "cancelled from the console")
         except GroundctlError as error:
             self._show_check_text(_refusal(error))
         except (KeyError, ValueError) as error:
             reason = error.args[0] if error.args else error
-            self._show_check_text(Text(f"#{command_id} not cancelled: {reason}", "red"))
+            self._show_check_text(Text(f"{name} not cancelled: {reason}", "red"))
         except Exception as error:
-            self._show_check_text(Text(f"#{command_id} not cancelled: {error}", "red"))
+            self._show_check_text(Text(f"{name} not cancelled: {error}", "red"))
         else:
-            self._show_check_text(Text(f"#{command_id} cancelled", "yellow"))
+            done = f"{ref}: cancel requested" if origin else f"{name} cancelled"
+            self._show_check_text(Text(done, "yellow"))
+
+
+def _order(view: CommandView) -> tuple[str, int]:
+    """This console's commands first, by id; then each other console's, by id."""
+    return (view.origin, view.command_id)
+
+
+def _oldest(views: Iterable[CommandView]) -> CommandView:
+    """The oldest of `views`: each console's lowest id is its oldest; the ids of different
+    consoles do not compare, so of those, the one whose last stage came first."""
+    first: dict[str, CommandView] = {}
+    for view in views:
+        known = first.get(view.origin)
+        if known is None or view.command_id < known.command_id:
+            first[view.origin] = view
+    return min(first.values(), key=lambda v: (v.time_s, v.origin, v.command_id))
+
+
+def _ref_order(cell: Text) -> tuple[str, int]:
+    """A table's `#` cell (`12`, `ops-2#12`) in `_order`: the queue's order."""
+    return parse_ref(cell.plain)
+
+
+def _newest_first(cell: Text) -> tuple[str, int]:
+    """The history's order: this console's commands newest first, then each other
+    console's, newest first."""
+    origin, command_id = parse_ref(cell.plain)
+    return (origin, -command_id)
 
 
 def _refusal(error: GroundctlError) -> Text:

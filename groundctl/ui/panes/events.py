@@ -71,8 +71,8 @@ def event_line(event: Event) -> LogLine:
 
 
 def stage_line(view: CommandView, stage: str, time_s: float, detail: str) -> LogLine:
-    """`CMD 12 ODC-07 NOOP: completed (detail)`."""
-    message = f"CMD {view.command_id} {view.text}: {stage}"
+    """`CMD 12 ODC-07 NOOP: completed (detail)`; another console's: `CMD ops-2#12 ...`."""
+    message = f"CMD {view.ref} {view.text}: {stage}"
     if detail:
         message += f" ({detail})"
     return make_line(time_s, view.node, "command", STAGE_SEVERITY.get(stage, "INFO"), message)
@@ -122,7 +122,7 @@ class EventsPane(Pane):
         super().__init__(backend, id=id)
         self.lines: deque[LogLine] = deque(maxlen=MAX_LINES)
         self.filter = ""
-        self._stages_seen: dict[int, int] = {}  # command id -> stages logged
+        self._stages_seen: dict[str, int] = {}  # command ref -> stages logged
         self._unwritten = False  # lines kept while the log had no size
         self._followed_y = 0.0  # where the log was last scrolled to follow new lines
         self.log_widget = EventLog(
@@ -148,11 +148,11 @@ class EventsPane(Pane):
     # --- from the app ---------------------------------------------------------------------------
     def update_from(self, snapshot: Snapshot) -> None:
         new: list[LogLine] = []
-        for command_id, view in snapshot.commands.items():
-            seen = self._stages_seen.get(command_id, 0)
+        for ref, view in snapshot.commands.items():
+            seen = self._stages_seen.get(ref, 0)
             for stage, time_s, detail in view.stages[seen:]:
                 new.append(stage_line(view, stage, time_s, detail))
-            self._stages_seen[command_id] = len(view.stages)
+            self._stages_seen[ref] = len(view.stages)
         new.extend(event_line(event) for _, event in snapshot.events)
         if not new:
             return
