@@ -216,6 +216,20 @@ class MqttLink(Link):
             self.counters.last_receive_s = time.time()
             yield frame
 
+    def operations_channel(self, console: str) -> Any:
+        """The channel for shared operations ([operations] link = this link): the same
+        broker and login, its own client (id: this link's plus ``-ops``)."""
+        from groundctl_mqtt.operations import MqttOperationsChannel
+
+        return MqttOperationsChannel(
+            self.name,
+            self.broker,
+            self.prefix,
+            f"{self.client_id}-ops",
+            self.options["reconnect_min_s"],
+            self.options["reconnect_max_s"],
+        )
+
     # --- receiving ---------------------------------------------------------------------
     def _on_message(self, message: aiomqtt.Message) -> None:
         payload = payload_bytes(message)

@@ -62,6 +62,33 @@ def topic(prefix: str, station: str, kind: Literal["down", "up", "state"]) -> st
     return f"{prefix}/station/{station}/{kind}"
 
 
+OPS_KINDS = ("alert", "alerts", "command", "queue", "state")
+
+
+def ops_topic(prefix: str, console: str, kind: str, sender: str = "") -> str:
+    """Shared operations: ``{prefix}/ops/{console}/{kind}`` (alert, alerts, command,
+    queue, state), and ``{prefix}/ops/{console}/request/{sender}`` for a request to `console`.
+    ValueError for a name MQTT cannot carry."""
+    for what, name in (("prefix", prefix), ("console", console), ("console", sender or "x")):
+        if not name or any(c in name for c in "+#\0") or (what == "console" and "/" in name):
+            raise ValueError(f"{what} {name!r} cannot be part of an MQTT topic")
+    if kind == "request":
+        return f"{prefix}/ops/{console}/request/{sender or '+'}"
+    return f"{prefix}/ops/{console}/{kind}"
+
+
+def parse_ops_topic(prefix: str, text: str) -> tuple[str, str]:
+    """(kind, sending console) of a shared-operations topic; ValueError if it is not one."""
+    parts = text.removeprefix(f"{prefix}/ops/").split("/")
+    if not text.startswith(f"{prefix}/ops/"):
+        raise ValueError(f"topic {text!r} is not under {prefix}/ops/")
+    if len(parts) == 2 and parts[1] in OPS_KINDS:
+        return parts[1], parts[0]
+    if len(parts) == 3 and parts[1] == "request":
+        return "request", parts[2]
+    raise ValueError(f"topic {text!r} is not a shared-operations topic")
+
+
 def encode_frame(frame: WireFrame) -> bytes:
     """The payload carrying `frame`."""
     header: dict[str, Any] = {

@@ -2,8 +2,9 @@
 (the `mosquitto` fixture is in conftest.py).
 
 Users: `agent` (reads and writes the station topics), `console` (reads down and state,
-writes up) and `viewer` (reads down and state only). Skipped, saying why, when mosquitto
-or mosquitto_passwd is not installed (Debian/Ubuntu: apt-get install mosquitto).
+writes up, reads and writes the shared operations) and `viewer` (reads only). Skipped,
+saying why, when mosquitto or mosquitto_passwd is not installed (Debian/Ubuntu:
+apt-get install mosquitto).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ user console
 topic read groundctl/station/+/down
 topic read groundctl/station/+/state
 topic write groundctl/station/+/up
+topic readwrite groundctl/ops/#
 
 user viewer
 topic read groundctl/station/+/down
 topic read groundctl/station/+/state
+topic read groundctl/ops/#
 """
 
 
