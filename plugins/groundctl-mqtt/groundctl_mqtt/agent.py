@@ -277,7 +277,11 @@ class Agent:
         will = aiomqtt.Will(self.state_topic, self._state("offline"), qos=1, retain=True)
         while True:
             client = self.broker.client(
-                self.client_id, clean_session=True, will=will, sink=sink_queue(self._on_up)
+                self.client_id,
+                clean_session=True,
+                will=will,
+                sink=sink_queue(self._on_up),
+                max_inflight=BATCH_FRAMES,  # a whole batch in flight, not 20 at a time
             )
             try:
                 await client.__aenter__()

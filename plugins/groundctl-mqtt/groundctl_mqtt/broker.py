@@ -82,8 +82,10 @@ class Broker:
         clean_session: bool,
         will: aiomqtt.Will | None = None,
         sink: type[asyncio.Queue[aiomqtt.Message]] | None = None,
+        max_inflight: int | None = None,
     ) -> aiomqtt.Client:
-        """A new (not yet connected) client with these settings."""
+        """A new (not yet connected) client with these settings; `max_inflight`: QoS 1
+        messages published and not yet acknowledged at once (paho's default: 20)."""
         client = aiomqtt.Client(
             self.host,
             self.port,
@@ -95,6 +97,7 @@ class Broker:
             keepalive=self.keepalive_s,
             tls_context=self.tls_context() if self.tls else None,
             queue_type=sink,
+            max_inflight_messages=max_inflight,
             timeout=10,
         )
         client.pending_calls_threshold = 1000  # the agent publishes batches at once
