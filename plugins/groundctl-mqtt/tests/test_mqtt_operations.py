@@ -263,3 +263,70 @@ async def viewer_cannot_share_operations(tmp_path: Path, mosquitto: Mosquitto) -
     finally:
         await viewer.stop()
         await operator.stop()
+
+
+def test_command_hmac_holds_whatever_the_broker_lets_through(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("GROUNDCTL_TEST_MQTT_KEY", "5a" * 32)
+    asyncio.run(hmac_end_to_end(tmp_path, mosquitto))
+
+
+async def hmac_end_to_end(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A node that requires signed commands, behind an agent: the console's signed NOOP
+    is accepted; a forged one and a replay of the signed one, published on the up topic
+    by a client the broker allows (its credentials stolen), reach the node and are
+    rejected there."""
+    import aiomqtt
+    from groundctl_mqtt.wire import WireFrame, encode_frame
+
+    from groundctl.commanding.auth import sign
+    from groundctl.commanding.syntax import CommandLine, validate
+    from groundctl.config import parse_config
+
+    text = (
+        demo_config_path()
+        .read_text()
+        .replace(
+            "[nodes.ODC-07]\npriority = 5\n",
+            '[nodes.ODC-07]\npriority = 5\nkey_env = "GROUNDCTL_TEST_MQTT_KEY"\n',
+        )
+    )
+    assert "GROUNDCTL_TEST_MQTT_KEY" in text
+    keyed = parse_config(text, demo_config_path())
+    console = Console(tmp_path, mosquitto, "ops-a", "alice", "console")
+    console.session.config = keyed  # it signs ODC-07's commands; no shared operations
+    await console.start()
+    agent = Agent(
+        keyed, tmp_path / "GS-1.db", "GS-1",
+        Broker("127.0.0.1", mosquitto.port, "agent", PASSWORDS["agent"]),
+        sim=True, sim_options={"speed": 1.0, "start": datetime.now(UTC).isoformat(),
+                               "nodes": "ODC-07", "gate": False},
+        reconnect_min_s=0.05, reconnect_max_s=0.3, poll_s=0.05,
+    )  # fmt: skip
+    await agent.start()
+    try:
+        commander = console.session.commander
+        assert commander is not None
+        await until(lambda: console.links[0].in_contact("ODC-07"), "ODC-07 reachable")
+        outcome = await commander.issue("ODC-07 NOOP")
+        await asyncio.wait_for(outcome.done.wait(), 30)
+        assert outcome.stage == "completed", outcome.detail
+        sim: Any = agent.session.links[0]
+        node = sim.fleet.nodes["ODC-07"]
+        counted, failures = node.state.cmd_count, node.state.auth_failures
+        [(signed,)] = rows(console.archive, "SELECT raw FROM commands WHERE command = 'NOOP'")
+        noop = validate(CommandLine("ODC-07", "NOOP", {}), commander.mission_of("ODC-07")).packet
+        forged = sign(noop, bytes(32), 10**6)
+        async with aiomqtt.Client(
+            "127.0.0.1", mosquitto.port, username="console", password=PASSWORDS["console"]
+        ) as intruder:
+            for seq, packet in enumerate((signed, forged), start=1):
+                frame = WireFrame(packet, time.time(), "ODC-07", "x", "up", seq, "GS-1", "intruder")
+                await intruder.publish("groundctl/station/GS-1/up", encode_frame(frame), qos=1)
+        await until(lambda: node.state.auth_failures == failures + 2, "both rejected at the node")
+        assert node.state.cmd_count == counted  # neither was executed
+        assert agent.counters.commands_sent >= 3  # the agent passed all three on
+    finally:
+        await agent.stop()
+        await console.stop()
