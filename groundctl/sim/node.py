@@ -28,11 +28,12 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from groundctl.sim import wire
+from groundctl.sim import physics, wire
+from groundctl.sim.physics import POINTING_MODES as POINTING_MODES
+from groundctl.sim.physics import POWER_MODES as POWER_MODES
+from groundctl.sim.physics import THROTTLE_LEVELS as THROTTLE_LEVELS
+from groundctl.sim.physics import NodeParams as NodeParams
 
-POWER_MODES = ("SAFE", "ECO", "NOMINAL", "PERFORMANCE")
-THROTTLE_LEVELS = ("OFF", "LOW", "MEDIUM", "HIGH", "SUSPENDED")
-POINTING_MODES = ("SAFE_SUN", "SUN_TRACK", "NADIR", "GROUND_TARGET", "INERTIAL")
 FAULTS = {
     1: "SENSOR_STUCK",
     2: "BATTERY_UNDERVOLTAGE",
@@ -43,11 +44,12 @@ FAULTS = {
 }
 FAULT_CODES = {name: code for code, name in FAULTS.items()}
 
-_THROTTLE_SPEED = (1.0, 0.75, 0.5, 0.25, 0.0)
-_MODE_SPEED = (0.0, 0.4, 0.75, 1.0)
-_BASE_LOAD_W = (350.0, 500.0, 600.0, 700.0)
-_CELLS = 28
-_SHORTED_CELLS = 6  # BATTERY_UNDERVOLTAGE: enough to fall below 90 V even when full
+# The models' constants live in `physics`; these names stay for older imports.
+_THROTTLE_SPEED = physics.THROTTLE_SPEED
+_MODE_SPEED = physics.MODE_SPEED
+_BASE_LOAD_W = physics.BASE_LOAD_W
+_CELLS = physics.CELLS
+_SHORTED_CELLS = physics.SHORTED_CELLS
 
 # Thermistor curves of the radiator and battery sensors: (counts, degC), counts rising
 # as the temperature falls.
@@ -60,26 +62,6 @@ _RADIATOR_NTC = (
     (3600, -120.0),
 )
 _BATTERY_NTC = ((400, 60.0), (1000, 40.0), (1800, 20.0), (2600, 0.0), (3400, -20.0))
-
-
-@dataclass(frozen=True)
-class NodeParams:
-    """Design figures of a node (the `odc-node` mission database's node)."""
-
-    array_w: float = 4800.0
-    battery_wh: float = 6000.0
-    battery_ohm: float = 0.08
-    charge_limit_w: float = 2600.0
-    gpus: int = 8
-    gpu_w: float = 375.0  # per GPU at full speed
-    transmitter_w: float = 120.0
-    storage_mb: int = 1_000_000
-    result_bytes_per_gpu_s: float = 1.0e6
-    downlink_rate_bps: float = 18.75e6  # bytes per second, at a good margin
-    radiator_w_per_k: float = 35.0
-    radiator_tau_s: float = 900.0
-    boot_s: float = 30.0
-    low_battery_soc: float = 0.10  # autonomous safe mode below this
 
 
 @dataclass(frozen=True)
@@ -339,7 +321,7 @@ class SimNode:
 
         # compute
         throttle = max(s.throttle_cmd, s.throttle_protect)
-        speed = 0.0 if booting else _MODE_SPEED[s.power_mode] * _THROTTLE_SPEED[throttle]
+        speed = physics.compute_speed(s.power_mode, throttle, booting)
         running = self._running()
         s.gpu_busy = len(running) * speed
         if speed > 0:
@@ -349,28 +331,15 @@ class SimNode:
                     self._finish(job, t)
 
         # power
-        gpu_w = p.gpu_w * s.gpu_busy
-        load = _BASE_LOAD_W[s.power_mode] + gpu_w
-        if s.downlink_active:
-            load += p.transmitter_w
-        if s.heater_battery:
-            load += 60.0
-        if "BATTERY_UNDERVOLTAGE" in self.faults:
-            load += 400.0  # a shorted cell string drains the pack
-        sun_factor = 1.0 if s.pointing in (0, 1) else 0.5
-        available = p.array_w * sun_factor * (1.0 + self.rng.gauss(0.0, 0.004)) if lit else 0.0
-        net = available - load
-        if net > 0:
-            net = 0.0 if s.soc >= 0.999 else min(net, p.charge_limit_w)
-        s.soc = min(
-            1.0, max(0.0, s.soc + net * (0.96 if net > 0 else 1.0) * dt / 3600 / p.battery_wh)
+        undervoltage = "BATTERY_UNDERVOLTAGE" in self.faults
+        gpu_w = physics.gpu_power_w(s.gpu_busy, p)
+        load = physics.load_w(
+            s.power_mode, gpu_w, s.downlink_active, s.heater_battery, undervoltage, p
         )
-        # 28 cells in series, 3.04 V (empty) to 4.04 V (full) each; a failed string
-        # shorts some of them out
-        cells = _CELLS - (_SHORTED_CELLS if "BATTERY_UNDERVOLTAGE" in self.faults else 0)
-        v_oc = (85.0 + 28.0 * s.soc) * cells / _CELLS
-        s.batt_a = net / v_oc
-        s.batt_v = v_oc + s.batt_a * p.battery_ohm
+        noise = self.rng.gauss(0.0, 0.004) if lit else 0.0
+        available = physics.array_w(lit, s.pointing, p, noise)
+        s.soc, net = physics.battery_step(s.soc, available, load, p, dt)
+        s.batt_v, s.batt_a = physics.battery_electrics(s.soc, net, undervoltage, p)
         s.sa_w = available
         s.load_w = load
         if s.soc < p.low_battery_soc and s.power_mode != 0:
@@ -378,28 +347,12 @@ class SimNode:
             self._safe_mode(t, "low battery")
 
         # thermal
-        heat = 0.85 * load
-        sink = -70.0 if s.eclipse else -45.0
-        g = p.radiator_w_per_k * (0.2 if "THERMAL_RUNAWAY" in self.faults else 1.0)
-        radiator_eq = max(10.0, sink + heat / g)
-        s.radiator_c += (radiator_eq - s.radiator_c) * min(1.0, dt / p.radiator_tau_s)
-        s.gpu_c += (s.radiator_c + 0.012 * gpu_w - s.gpu_c) * min(1.0, dt / 120.0)
         cpu_util = self._cpu_util(booting)
-        s.cpu_c += (s.radiator_c + 12.0 + 18.0 * cpu_util - s.cpu_c) * min(1.0, dt / 90.0)
-        battery_eq = 15.0 + 0.2 * (s.radiator_c - 10.0) + (10.0 if s.heater_battery else 0.0)
-        s.battery_c += (battery_eq - s.battery_c) * min(1.0, dt / 1800.0)
-        if s.battery_c < 8.0:
-            s.heater_battery = True
-        elif s.battery_c > 12.0:
-            s.heater_battery = False
-        if s.gpu_c > 89.0:
-            protect = 4
-        elif s.gpu_c > 85.0:
-            protect = max(3, s.throttle_protect)
-        elif s.gpu_c < 75.0:
-            protect = 0
-        else:
-            protect = s.throttle_protect
+        s.radiator_c, s.gpu_c, s.cpu_c, s.battery_c, s.heater_battery = physics.thermal_step(
+            s.radiator_c, s.gpu_c, s.cpu_c, s.battery_c, s.heater_battery,
+            load, gpu_w, s.eclipse, cpu_util, "THERMAL_RUNAWAY" in self.faults, p, dt,
+        )  # fmt: skip
+        protect = physics.thermal_protection(s.gpu_c, s.throttle_protect)
         if protect != s.throttle_protect:
             if protect:
                 self._event(
@@ -457,9 +410,7 @@ class SimNode:
         self._event(t, "COMPUTE", 22, "INFO", f"job {job.job_id} done, {result / 1e6:.0f} MB")
 
     def _cpu_util(self, booting: bool) -> float:
-        if booting:
-            return 0.0
-        return min(1.0, 0.08 + 0.6 * self.state.gpu_busy / self.params.gpus)
+        return physics.cpu_util(self.state.gpu_busy, self.params, booting)
 
     def _next(self, apid: int) -> int:
         n = self.sequence.get(apid, -1) + 1
