@@ -22,6 +22,7 @@ from typing import Any
 from groundctl.errors import ConfigError
 from groundctl.orbits.model import Station
 from groundctl.paths import data_dir
+from groundctl.planning.config import PlanningConfig, read_planning
 from groundctl.tomlreader import Keys, TomlReader, kind_of, parse_toml, read_text
 
 DEFAULT_CONFIG_NAME = "groundctl.toml"
@@ -205,6 +206,7 @@ class Config:
     # station name -> its rotator and radio (only stations that have one)
     control: Mapping[str, StationControl] = field(default_factory=dict)
     operations: OperationsConfig | None = None
+    planning: PlanningConfig = field(default_factory=PlanningConfig)
 
     def station(self, name: str) -> Station:
         """Return the station called `name` (case-insensitive); ConfigError if none."""
@@ -293,6 +295,7 @@ _TOP_KEYS = {
     "commanding",
     "operators",
     "operations",
+    "planning",
 }
 
 
@@ -316,6 +319,7 @@ class _Reader(TomlReader):
         links = self.links(raw.get("links", {}))
         commanding = self.commanding(raw.get("commanding", {}), raw.get("operators", {}))
         operations = self.operations(raw["operations"], links) if "operations" in raw else None
+        planning = read_planning(self, raw.get("planning"), stations=[s.name for s in stations])
         for node in nodes.values():
             if node.mission and node.mission not in missions:
                 raise self.error(
@@ -342,6 +346,7 @@ class _Reader(TomlReader):
             is_demo=self.path.resolve() == demo_config_path().resolve(),
             control=control,
             operations=operations,
+            planning=planning,
         )
 
     def stations(self, value: Any) -> tuple[Station, ...]:

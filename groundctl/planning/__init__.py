@@ -1,0 +1,1 @@
+"""Fleet planning: link budgets, forecasts and the plan."""
