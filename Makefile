@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check groundctl tests bench screenshots plugins
 
 typecheck: $(STAMP)
-	$(BIN)/mypy groundctl/orbits groundctl/mdb groundctl/telemetry groundctl/errors.py groundctl/config.py groundctl/tomlreader.py groundctl/sim groundctl/links groundctl/commanding groundctl/procedures groundctl/commander.py groundctl/session.py groundctl/archive/commands.py groundctl/archive/audit.py groundctl/archive/export.py groundctl/replay.py groundctl/recordings.py groundctl/ingest.py groundctl/station groundctl/operations.py plugins/groundctl-kiss/groundctl_kiss plugins/groundctl-mqtt/groundctl_mqtt
+	$(BIN)/mypy groundctl/orbits groundctl/mdb groundctl/telemetry groundctl/errors.py groundctl/config.py groundctl/tomlreader.py groundctl/sim groundctl/links groundctl/commanding groundctl/procedures groundctl/commander.py groundctl/session.py groundctl/archive/commands.py groundctl/archive/audit.py groundctl/archive/export.py groundctl/replay.py groundctl/recordings.py groundctl/ingest.py groundctl/station groundctl/operations.py groundctl/planning plugins/groundctl-kiss/groundctl_kiss plugins/groundctl-mqtt/groundctl_mqtt
 
 test: lint typecheck
 	$(BIN)/python -m pytest -n 2 -q

@@ -1,3 +1,13 @@
 """Import every command module so that each registers itself on the `cli` group."""
 
-from groundctl.cli import commanding, console, db, links, passes, replay, sim, tle  # noqa: F401
+from groundctl.cli import (  # noqa: F401
+    commanding,
+    console,
+    db,
+    links,
+    passes,
+    plan,
+    replay,
+    sim,
+    tle,
+)

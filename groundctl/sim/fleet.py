@@ -152,8 +152,10 @@ class SimFleet:
     """Nodes on their orbits over the stations, in simulated time.
 
     `start_s` is Unix seconds UTC. `seed` makes the run reproducible. With `gate`, a node
-    transmits (and hears commands) only during its contacts in the contact plan. `keys`
-    (node name -> key) makes those nodes take only authenticated commands.
+    transmits (and hears commands) only during its contacts in the contact plan: the
+    stations' priority plan (`plan_contacts`), or `contacts` when given (an antenna
+    schedule decided elsewhere, e.g. a fleet plan's). `keys` (node name -> key) makes
+    those nodes take only authenticated commands.
     """
 
     def __init__(
@@ -167,6 +169,7 @@ class SimFleet:
         params: NodeParams | None = None,
         faults: Sequence[ScheduledFault] = (),
         keys: Mapping[str, bytes] | None = None,
+        contacts: Sequence[Pass] | None = None,
     ) -> None:
         if not satellites:
             raise SimError("no nodes to simulate")
@@ -213,6 +216,7 @@ class SimFleet:
             st.name: station_ecef(st.lat_deg, st.lon_deg, st.alt_m) for st in self.stations
         }
         self._window_end = -np.inf
+        self._given = list(contacts) if contacts is not None else None
         self._sun_t0 = 0.0
         self._sun: tuple[np.ndarray, np.ndarray] | None = None
         self.schedule = ContactSchedule(())
@@ -225,7 +229,9 @@ class SimFleet:
         """Predict passes, plan contacts and tabulate the Sun for a day from `t`."""
         start = datetime.fromtimestamp(t, UTC) - timedelta(minutes=30)
         end = start + timedelta(hours=PLAN_HOURS + 0.5)
-        if self.gate:
+        if self.gate and self._given is not None:
+            self.schedule = ContactSchedule([p for p in self._given if p.scheduled is not False])
+        elif self.gate:
             prediction = predict(self.satellites, self.stations, start, end, workers=1)
             self.schedule = ContactSchedule(plan_contacts(prediction.passes, self.stations))
         self._sun_t0 = start.timestamp()

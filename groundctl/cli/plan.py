@@ -1,0 +1,238 @@
+"""`groundctl plan`: the fleet plan for the next window (groundctl.planning)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich import box
+from rich.console import Console
+from rich.filesize import decimal
+from rich.table import Table
+
+from groundctl.cli import cli, context
+from groundctl.cli.passes import parse_start
+from groundctl.errors import UsageError
+from groundctl.fleet import load_fleet
+from groundctl.planning.fleet import plan_fleet, plan_json, plan_procedure, read_jobs
+from groundctl.planning.forecast import NodeStart
+from groundctl.planning.plan import Plan
+from groundctl.sim.physics import POWER_MODES, THROTTLE_LEVELS
+
+# the telemetry a node's start state is read from (groundctl.planning.forecast)
+START_PARAMETERS = (
+    "POWER_HK.BATT_SOC", "THERMAL_HK.RADIATOR_TEMP", "THERMAL_HK.GPU_TEMP",
+    "THERMAL_HK.CPU_TEMP", "THERMAL_HK.BATT_TEMP", "COMPUTE_HK.RESULTS_PENDING",
+    "COMPUTE_HK.STORAGE_USED", "THERMAL_HK.HEATER_BATTERY", "POWER_HK.POWER_MODE",
+    "THERMAL_HK.THROTTLE_LEVEL", "ATTITUDE_HK.POINTING_MODE",
+)  # fmt: skip
+
+
+def latest_starts(ctx: click.Context, nodes: list[str]) -> dict[str, NodeStart]:
+    """Each node's start state from its latest archived telemetry (none: defaults)."""
+    path = context.archive_path(ctx, context.optional_config(ctx))
+    if not path.is_file():
+        return {}
+    db = context.archive(ctx, context.optional_config(ctx))
+    values: dict[str, dict[str, object]] = {}
+    for parameter in START_PARAMETERS:
+        for sample in db.latest_samples(parameter):
+            if sample.node in nodes:
+                values.setdefault(sample.node, {})[parameter] = sample.value
+    return {node: NodeStart.from_telemetry(v) for node, v in values.items()}
+
+
+@cli.command()
+@click.option("--start", help="Start of the window, ISO 8601 UTC. Default: now.")
+@click.option(
+    "--hours", type=float, default=None, help="Window length. Default: [planning] window_h (24)."
+)
+@click.option("--node", "nodes", multiple=True, metavar="NAME", help="Only this node (repeatable).")
+@click.option(
+    "--jobs", "jobs_file", type=click.Path(dir_okay=False), help="TOML file of queued jobs."
+)
+@click.option("--naive", is_flag=True, help="Plan the naive baseline instead (for comparison).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
+@click.option(
+    "--procedure",
+    "procedure_file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the plan as a procedure (review it, then `groundctl run` it).",
+)
+@click.option("--all-passes", is_flag=True, help="List passes without an antenna too.")
+@click.option(
+    "--review",
+    "review_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Compare a plan (the JSON of --json) with what was flown, from the archive.",
+)
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    start: str | None,
+    hours: float | None,
+    nodes: tuple[str, ...],
+    jobs_file: str | None,
+    naive: bool,
+    as_json: bool,
+    procedure_file: str | None,
+    all_passes: bool,
+    review_file: str | None,
+) -> None:
+    """Plan the fleet's downlinks, jobs and power for the next window.
+
+    For each pass: whether it gets an antenna (fair share of the stations between the
+    nodes), its downlink capacity from the link budget ([planning] in the config), and
+    what the node is told at AOS: power mode and throttle, jobs to submit, bytes to
+    downlink. For each node: when its jobs run, its forecast battery state of charge and
+    storage (the simulator's models, from its latest archived telemetry), what it
+    delivers, and what cannot fit (jobs deferred, backlog left) with the reason. The
+    plan never takes a node below [planning] min_soc or above storage_high_water
+    (docs/planning.md).
+
+    \b
+    Examples:
+      groundctl plan                                   # the demo fleet, next 24 h
+      groundctl plan --jobs jobs.toml --hours 12
+      groundctl plan --jobs jobs.toml --procedure tomorrow.py   # review, then run it
+      groundctl plan --jobs jobs.toml --naive          # what the naive way would do
+      groundctl plan --json > plan.json
+      groundctl plan --review plan.json                # after the window: planned vs flown
+    """
+    if review_file:
+        show_review(ctx, Path(review_file), as_json)
+        return
+    cfg = context.config(ctx)
+    t0 = parse_start(start)
+    window = hours if hours is not None else cfg.planning.window_h
+    if not 0 < window <= 168:
+        raise UsageError(f"--hours {window:g} is out of range: expected more than 0, at most 168")
+    fleet = load_fleet(cfg, now=t0)
+    satellites = fleet.satellites(list(nodes) or None)
+    if nodes and len(satellites) < len(set(nodes)):
+        missing = sorted({n.lower() for n in nodes} - {s.name.lower() for s in satellites})
+        raise UsageError(
+            f"no node {', '.join(missing)} in the fleet", hint="nodes: " + ", ".join(fleet.names())
+        )
+    names = [s.name for s in satellites]
+    jobs = read_jobs(Path(jobs_file), names) if jobs_file else []
+    jobs = [j for j in jobs if j.node in names]
+    starts = latest_starts(ctx, names)
+    result, timings = plan_fleet(
+        cfg, t0, window, satellites=satellites, jobs=jobs, starts=starts,
+        policy="naive" if naive else "plan",
+    )  # fmt: skip
+    if procedure_file:
+        source = f" ({len(names)} nodes, {len(jobs)} jobs)"
+        Path(procedure_file).write_text(plan_procedure(result, source))
+    if as_json:
+        data = plan_json(result)
+        data["timings_s"] = {
+            "predict": round(timings.predict_s, 3),
+            "capacity": round(timings.capacity_s, 3),
+            "sunlight": round(timings.sunlight_s, 3),
+            "plan": round(timings.plan_s, 3),
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    out = Console()
+    show(out, result, all_passes, len(starts))
+    out.print(
+        f"[dim]planned {len(names)} nodes over {len(cfg.stations)} stations in "
+        f"{timings.total_s:.2f} s (passes {timings.predict_s:.2f}, capacity "
+        f"{timings.capacity_s:.2f}, sunlight {timings.sunlight_s:.2f}, plan "
+        f"{timings.plan_s:.2f})[/]"
+    )
+    if procedure_file:
+        out.print(f"procedure written to {procedure_file}: review it, then groundctl run it")
+
+
+def _time(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M")
+
+
+def show(out: Console, result: Plan, all_passes: bool, from_telemetry: int) -> None:
+    passes = Table(box=box.SIMPLE_HEAD, title="passes", title_justify="left")
+    for column in ("AOS", "node", "station", "capacity", "downlink", "power/throttle", "jobs"):
+        passes.add_column(column, justify="right" if column in ("capacity", "downlink") else "left")
+    for pp in result.passes:
+        if not pp.granted and not all_passes:
+            continue
+        setting = (
+            f"{POWER_MODES[pp.mode]}/{THROTTLE_LEVELS[pp.throttle]}"
+            if pp.mode is not None and pp.throttle is not None
+            else f"[dim]{pp.reason}[/]"
+        )
+        jobs = ", ".join(str(j) for j in pp.submitted)
+        passes.add_row(_time(pp.contact.aos_s), pp.node, pp.contact.station,
+                       decimal(int(pp.contact.capacity_b)), decimal(int(pp.downlink_b)),
+                       setting, jobs)  # fmt: skip
+    out.print(passes)
+    nodes = Table(box=box.SIMPLE_HEAD, title="nodes", title_justify="left")
+    for column in ("node", "jobs run", "deferred", "delivered", "backlog", "min SoC",
+                   "max storage", "why not more"):  # fmt: skip
+        nodes.add_column(column)
+    for name, n in result.nodes.items():
+        reasons = sorted({why for _, why in n.deferred})
+        nodes.add_row(name, str(len(n.job_end_s)), str(len(n.deferred)),
+                      decimal(int(n.delivered_b)), decimal(int(n.backlog_b)),
+                      f"{n.min_soc:.0%}", f"{n.max_storage:.0%}", "; ".join(reasons))  # fmt: skip
+    out.print(nodes)
+    granted = sum(1 for pp in result.passes if pp.granted)
+    out.print(
+        f"{granted} of {len(result.passes)} passes used; {decimal(int(result.delivered_b))} "
+        f"delivered; start state from telemetry for {from_telemetry} of {len(result.nodes)} "
+        "nodes (the others: the simulator's defaults)"
+    )
+    problems = result.violations()
+    if problems:
+        out.print("[red]limits broken:[/] " + "; ".join(problems))
+    else:
+        out.print(
+            f"[green]within limits[/]: state of charge >= {result.limits.min_soc:.0%}, "
+            f"storage <= {result.limits.storage_high_water:.0%}"
+        )
+
+
+def show_review(ctx: click.Context, path: Path, as_json: bool) -> None:
+    """`--review`: each node's planned bytes, battery minimum and jobs against flown."""
+    from groundctl.planning.review import ReviewError, review
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReviewError(f"{path}: cannot read the plan: {error}") from None
+    db = context.archive(ctx, context.optional_config(ctx))
+    nodes = review(doc, db)
+    if as_json:
+        click.echo(json.dumps([
+            {"node": n.node, "planned_bytes": round(n.planned_b), "flown_bytes": round(n.flown_b),
+             "error": round(n.error, 4), "passes_planned": n.passes_planned,
+             "passes_flown": n.passes_flown, "planned_min_soc": n.planned_min_soc,
+             "seen_min_soc": None if n.seen_min_soc != n.seen_min_soc else n.seen_min_soc,
+             "planned_jobs_done": n.planned_jobs, "flown_jobs_done": n.flown_jobs,
+             "jobs_known": n.jobs_known}
+            for n in nodes
+        ], indent=2))  # fmt: skip
+        return
+    out = Console()
+    table = Table(box=box.SIMPLE_HEAD, title=f"plan {doc.get('start')} to {doc.get('end')}: "
+                  "planned vs flown", title_justify="left")  # fmt: skip
+    for column in ("node", "passes", "planned", "flown", "error", "min SoC plan/seen",
+                   "jobs done plan/flown"):  # fmt: skip
+        table.add_column(column)
+    for n in nodes:
+        seen = f"{n.seen_min_soc:.0%}" if n.seen_min_soc == n.seen_min_soc else "-"
+        table.add_row(n.node, f"{n.passes_flown}/{n.passes_planned}", decimal(int(n.planned_b)),
+                      decimal(int(n.flown_b)), f"{n.error:+.1%}",
+                      f"{n.planned_min_soc:.0%} / {seen}",
+                      f"{n.planned_jobs} / {n.flown_jobs}"
+                      + ("" if n.jobs_known else " (not heard from since)"))  # fmt: skip
+    out.print(table)
+    planned = sum(n.planned_b for n in nodes)
+    flown = sum(n.flown_b for n in nodes)
+    out.print(f"fleet: planned {decimal(int(planned))}, flown {decimal(int(flown))}"
+              + (f" ({flown / planned - 1:+.1%})" if planned else ""))  # fmt: skip
+    out.print("[dim]min SoC seen: the lowest the telemetry showed (only in contact)[/]")

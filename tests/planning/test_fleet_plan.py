@@ -1,0 +1,199 @@
+"""The planner on its own: antenna grants checked by brute force, fair share, the plan's
+forecast against its limits, the job file's errors, the procedure it writes (every
+command valid for the mission database), `groundctl plan` and bench/plan.py."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from groundctl.cli import cli
+from groundctl.cli import commands as _commands  # noqa: F401  (registers subcommands)
+from groundctl.commanding.syntax import parse, validate
+from groundctl.config import demo_config_path, load_config
+from groundctl.fleet import load_fleet
+from groundctl.mdb.loader import load_mission
+from groundctl.orbits.model import Station
+from groundctl.paths import data_dir
+from groundctl.planning.fleet import PlanError, plan_fleet, plan_procedure, read_jobs
+from groundctl.planning.forecast import NodeStart
+from groundctl.planning.plan import Contact, Job, NodeInput, assign_antennas, make_plan
+
+ROOT = Path(__file__).parents[2]
+CONFIG = load_config(demo_config_path())
+START = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def demo_plan():  # type: ignore[no-untyped-def]
+    satellites = load_fleet(CONFIG, now=START).satellites(None)
+    jobs = [Job(s.name, 1 + k, 3600.0, k % 4) for s in satellites for k in range(30)]
+    starts = {s.name: NodeStart(soc=0.6, storage_used_b=6e11, results_pending_b=6e11)
+              for s in satellites}  # fmt: skip
+    plan, _ = plan_fleet(CONFIG, START, 24.0, satellites=satellites, jobs=jobs, starts=starts)
+    return plan, jobs
+
+
+def test_antennas_never_double_booked_and_refusals_are_real(demo_plan) -> None:  # type: ignore[no-untyped-def]
+    plan, _ = demo_plan
+    stations = {s.name: s for s in CONFIG.stations}
+    granted = [pp for pp in plan.passes if pp.granted]
+    assert granted and any(not pp.granted for pp in plan.passes)
+    for i, a in enumerate(granted):
+        gap = stations[a.contact.station].turnaround_s
+        for b in granted[i + 1 :]:
+            if (a.contact.station, a.antenna) != (b.contact.station, b.antenna):
+                continue
+            apart = (
+                b.contact.aos_s >= a.contact.los_s + gap or a.contact.aos_s >= b.contact.los_s + gap
+            )
+            assert apart, (a.contact, b.contact)
+    for pp in plan.passes:
+        if pp.granted:
+            continue
+        # refused: every antenna of its station holds an overlapping granted contact
+        station = stations[pp.contact.station]
+        for antenna in range(1, station.antennas + 1):
+            assert any(
+                g.contact.station == station.name and g.antenna == antenna
+                and g.contact.aos_s < pp.contact.los_s + station.turnaround_s
+                and pp.contact.aos_s - station.turnaround_s < g.contact.los_s
+                for g in granted
+            ), pp.contact  # fmt: skip
+        assert pp.reason.startswith("antenna busy: ")
+
+
+def test_fair_share_between_nodes_with_the_same_demand() -> None:
+    station = Station("GS", 0.0, 0.0, antennas=1)
+    contacts = [
+        Contact(node, "GS", 1000.0 * k, 1000.0 * k + 500, 40.0, 1e9)
+        for k in range(10)
+        for node in ("A", "B")
+    ]
+    decided = assign_antennas(contacts, {"GS": station}, {"A": 5e9, "B": 5e9})
+    won = [c.node for c, (g, _, _) in zip(contacts, decided, strict=True) if g]
+    assert won.count("A") == won.count("B") == 5
+    # a node that needs less gets less, a node that needs more gets more
+    decided = assign_antennas(contacts, {"GS": station}, {"A": 1e9, "B": 9e9})
+    won = [c.node for c, (g, _, _) in zip(contacts, decided, strict=True) if g]
+    assert won.count("B") > won.count("A") >= 1
+
+
+def test_plan_forecast_respects_limits_and_reports_what_does_not_fit(demo_plan) -> None:  # type: ignore[no-untyped-def]
+    plan, jobs = demo_plan
+    assert plan.violations() == []
+    for node in plan.nodes.values():
+        assert node.min_soc >= plan.limits.min_soc
+        assert node.max_storage <= plan.limits.storage_high_water
+        accounted = set(node.job_start_s) | {job.job_id for job, _ in node.deferred}
+        mine = {j.job_id for j in jobs if j.node == node.node}
+        assert mine <= accounted | set(node.job_end_s) | _submitted(plan, node.node)
+        for _, why in node.deferred:
+            assert why  # every deferred job says why
+    assert plan.delivered_b > 0
+
+
+def _submitted(plan, node: str) -> set[int]:  # type: ignore[no-untyped-def]
+    return {j for pp in plan.passes if pp.node == node for j in pp.submitted}
+
+
+def test_naive_plan_breaks_the_limits_the_plan_keeps() -> None:
+    t = 60.0 * np.arange(24 * 60 + 200)
+    lit = np.array([(t % 5700) < 3600])
+    contacts = [Contact("N", "GS", 900.0 + 10800 * k, 1380.0 + 10800 * k, 50.0, 4e9)
+                for k in range(8)]  # fmt: skip
+    node = NodeInput("N", NodeStart(soc=0.6, storage_used_b=8.5e11, results_pending_b=8.5e11),
+                     tuple(Job("N", k, 7200.0) for k in range(1, 41)))  # fmt: skip
+    stations = {"GS": Station("GS", 0.0, 0.0)}
+    good = make_plan(0.0, 86400.0, [node], contacts, lit, stations)
+    naive = make_plan(0.0, 86400.0, [node], contacts, lit, stations, policy="naive")
+    assert good.violations() == []
+    assert any("state of charge" in v for v in naive.violations())
+    assert any("storage" in v for v in naive.violations())
+    reasons = {why for _, why in good.nodes["N"].deferred}
+    assert reasons and all("storage" in r or "power" in r for r in reasons)
+
+
+def test_job_file_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.toml"
+    path.write_text('[[jobs]]\nnode = "ODC-07"\nid = 1\ngpu_seconds = 3600\npriority = "SOON"\n')
+    with pytest.raises(PlanError) as caught:
+        read_jobs(path, ["ODC-07"])
+    assert caught.value.message == (
+        f"{path}:5: jobs[0].priority: expected one of LOW, NORMAL, HIGH, URGENT (or 0..3), "
+        "found 'SOON'"
+    )
+    path.write_text('[[jobs]]\nnode = "ODC-99"\nid = 1\ngpu_seconds = 3600\n')
+    with pytest.raises(PlanError, match="no node 'ODC-99' in the fleet"):
+        read_jobs(path, ["ODC-07"])
+    path.write_text('[[jobs]]\nnode = "ODC-07"\nid = 1\ngpu_seconds = 0\n')
+    with pytest.raises(PlanError, match=r"jobs\[0\]\.gpu_seconds"):
+        read_jobs(path, ["ODC-07"])
+    path.write_text('[[jobs]]\nnode = "ODC-07"\nid = 1\ngpu_seconds = 5\n' * 2)
+    with pytest.raises(PlanError, match="listed twice"):
+        read_jobs(path, ["ODC-07"])
+
+
+def test_procedure_commands_are_valid_and_time_tagged(demo_plan) -> None:  # type: ignore[no-untyped-def]
+    plan, _ = demo_plan
+    text = plan_procedure(plan)
+    tree = ast.parse(text)  # it is Python
+    calls = re.findall(r'cmd\("([^"]+)", at=datetime.fromisoformat\("([^"]+)"\)', text)
+    granted = [pp for pp in plan.passes if pp.granted and pp.mode is not None]
+    assert len(calls) >= 2 * len(granted)
+    mission = load_mission(data_dir() / "missions" / "odc-node.toml")
+    for command, at in calls:
+        validate(parse(command), mission)  # the mission database accepts it
+        when = datetime.fromisoformat(at).timestamp()
+        node = command.split()[0]
+        # tagged for a time within one of the node's granted passes (AOS, or a downlink
+        # started when results land), and never before the window
+        assert (
+            any(pp.node == node and pp.contact.aos_s <= when < pp.contact.los_s for pp in granted)
+            or when == plan.start_s
+        ), (command, at)
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body)
+
+
+def test_cli_plan_json_and_procedure(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text("".join(
+        f'[[jobs]]\nnode = "ODC-07"\nid = {k}\ngpu_seconds = 3600\n' for k in range(1, 6)
+    ))  # fmt: skip
+    procedure = tmp_path / "plan.py"
+    result = CliRunner().invoke(
+        cli,
+        ["--archive", str(tmp_path / "none.db"), "plan", "--start", "2026-11-29T00:00Z",
+         "--hours", "6", "--jobs", str(jobs), "--node", "ODC-07", "--json",
+         "--procedure", str(procedure)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["violations"] == [] and set(data["nodes"]) == {"ODC-07"}
+    started = set(data["nodes"]["ODC-07"]["jobs"])
+    assert started and started <= {str(k) for k in range(1, 6)}
+    assert "SUBMIT_JOB job_id=1" in procedure.read_text()
+    bad = CliRunner().invoke(cli, ["plan", "--node", "ODC-99"], obj={})
+    assert bad.exit_code != 0 and "no node odc-99 in the fleet" in bad.output.lower()
+
+
+@pytest.mark.slow
+def test_bench_quick_prints_its_figures() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "plan.py"), "--quick"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"baseline \(pass prediction \+ contact plan\): [\d.]+ s", done.stdout)
+    assert re.search(r"plan: [\d.]+ s \(passes [\d.]+, capacity", done.stdout)
+    assert "limits broken: 0" in done.stdout
+    assert re.search(r"ratio \(plan / baseline\): [\d.]+", done.stdout)
