@@ -1,4 +1,4 @@
-"""The console app: status bar, five panes, footer; a face of the engine.
+"""The console app: status bar, six panes, footer; a face of the engine.
 
 The engine runs in its own thread (groundctl.ui.backend); this app starts it in a worker
 thread, then takes a snapshot of what changed ten times a second and hands it to the
@@ -35,6 +35,7 @@ from groundctl.ui.panes.alerts import AlertsPane
 from groundctl.ui.panes.base import Pane
 from groundctl.ui.panes.commanding import CommandPane
 from groundctl.ui.panes.events import EventsPane
+from groundctl.ui.panes.fleet import FleetPane
 from groundctl.ui.panes.passes import PassesPane
 from groundctl.ui.panes.telemetry import TelemetryPane
 from groundctl.ui.replay import ReplayBanner, SeekDialog, recorded
@@ -43,7 +44,9 @@ from groundctl.ui.state import Snapshot
 REFRESH_S = 0.1  # at most ten redraws a second
 NARROW_WIDTH = 120
 NARROW_HEIGHT = 36
-PANES: tuple[type[Pane], ...] = (PassesPane, TelemetryPane, AlertsPane, CommandPane, EventsPane)
+PANES: tuple[type[Pane], ...] = (
+    PassesPane, TelemetryPane, AlertsPane, CommandPane, FleetPane, EventsPane,
+)  # fmt: skip
 
 HIGH_CONTRAST = Theme(
     name="groundctl-high-contrast",
@@ -150,6 +153,7 @@ class ConsoleApp(App[None]):
         Binding("a", "pane('a')", "Alerts", show=False),
         Binding("c,colon", "pane('c')", "Command"),
         Binding("e", "pane('e')", "Events", show=False),
+        Binding("f", "pane('f')", "Fleet", show=False),
         Binding("z", "zoom", "Zoom"),
         # replay: shown and active only in replay (check_action)
         Binding("space", "replay('pause')", "Pause", priority=True),

@@ -22,7 +22,7 @@ import functools
 import math
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from groundctl.links.replay import ReplayLink
     from groundctl.mdb.model import Mission
     from groundctl.orbits.model import Pass
+    from groundctl.planning.plan import Job, Plan
     from groundctl.replay import ReplaySource
     from groundctl.session import Session
 
@@ -558,3 +559,32 @@ class Backend:
         start = datetime.fromtimestamp(self.clock(), UTC)
         end = start + timedelta(hours=hours)
         return await self.call(contact_plan(self.config, self.links, start, end))
+
+    async def fleet_plan(self, hours: float = 24.0, jobs: Sequence[Job] = ()) -> Plan:
+        """The fleet plan from now for `hours` (groundctl.planning): the simulated nodes,
+        else the config's fleet, each starting from its latest telemetry; planned in a
+        thread, never on a loop."""
+        from groundctl.planning.fleet import plan_fleet
+        from groundctl.planning.forecast import NodeStart
+
+        async def run() -> Plan:
+            start = datetime.fromtimestamp(self.clock(), UTC)
+            sim: Any = next((k for k in self.links if getattr(k, "fleet", None)), None)
+            if sim is not None:
+                satellites = list(sim.fleet.satellites)
+            else:
+                from groundctl.fleet import load_fleet
+
+                fleet = await asyncio.to_thread(load_fleet, self.config, now=start)
+                satellites = fleet.satellites(None)
+            latest = self.commander.latest_values
+            starts = {
+                node: NodeStart.from_telemetry(dict(values)) for node, values in latest.items()
+            }
+            plan, _ = await asyncio.to_thread(
+                plan_fleet, self.config, start, hours, satellites=satellites, jobs=jobs,
+                starts=starts,
+            )  # fmt: skip
+            return plan
+
+        return await self.call(run())

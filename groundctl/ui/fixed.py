@@ -81,6 +81,7 @@ async def drawn(app: ConsoleApp, pilot: Pilot[None], timeout_s: float = 60.0) ->
     depend on the moment."""
     from groundctl.ui.panes.commanding import CommandPane
     from groundctl.ui.panes.events import EventsPane
+    from groundctl.ui.panes.fleet import FleetPane
     from groundctl.ui.panes.passes import PassesPane
     from groundctl.ui.panes.telemetry import TelemetryPane
 
@@ -91,6 +92,7 @@ async def drawn(app: ConsoleApp, pilot: Pilot[None], timeout_s: float = 60.0) ->
         and screen.query_one(PassesPane).plan
         and screen.query_one(TelemetryPane).table.row_count
         and screen.query_one(CommandPane).loaded
+        and screen.query_one(FleetPane).table.row_count
     ):
         if time.monotonic() > deadline:
             raise TimeoutError("the console did not settle")
