@@ -117,7 +117,7 @@ def plan(
             f"no node {', '.join(missing)} in the fleet", hint="nodes: " + ", ".join(fleet.names())
         )
     names = [s.name for s in satellites]
-    jobs = read_jobs(Path(jobs_file), names) if jobs_file else []
+    jobs = read_jobs(Path(jobs_file), fleet.names()) if jobs_file else []
     jobs = [j for j in jobs if j.node in names]
     starts = latest_starts(ctx, names)
     result, timings = plan_fleet(
@@ -149,14 +149,28 @@ def plan(
         out.print(f"procedure written to {procedure_file}: review it, then groundctl run it")
 
 
+def _eclipse_text(spans: list[tuple[float, float]]) -> str:
+    """How many eclipses, and how long they last together."""
+    total = sum(b - a for a, b in spans)
+    return f"{len(spans)} ({total / 3600:.1f} h)" if spans else "none"
+
+
+def _bytes(n: float) -> str:
+    return decimal(int(n)).replace(" bytes", " B")
+
+
 def _time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M")
+    return datetime.fromtimestamp(t, UTC).strftime("%d %H:%M")
 
 
 def show(out: Console, result: Plan, all_passes: bool, from_telemetry: int) -> None:
     passes = Table(box=box.SIMPLE_HEAD, title="passes", title_justify="left")
     for column in ("AOS", "node", "station", "capacity", "downlink", "power/throttle", "jobs"):
-        passes.add_column(column, justify="right" if column in ("capacity", "downlink") else "left")
+        passes.add_column(
+            column,
+            justify="right" if column in ("capacity", "downlink") else "left",
+            no_wrap=column != "jobs",
+        )
     for pp in result.passes:
         if not pp.granted and not all_passes:
             continue
@@ -167,19 +181,28 @@ def show(out: Console, result: Plan, all_passes: bool, from_telemetry: int) -> N
         )
         jobs = ", ".join(str(j) for j in pp.submitted)
         passes.add_row(_time(pp.contact.aos_s), pp.node, pp.contact.station,
-                       decimal(int(pp.contact.capacity_b)), decimal(int(pp.downlink_b)),
+                       _bytes(pp.contact.capacity_b), _bytes(pp.downlink_b),
                        setting, jobs)  # fmt: skip
     out.print(passes)
     nodes = Table(box=box.SIMPLE_HEAD, title="nodes", title_justify="left")
-    for column in ("node", "jobs run", "deferred", "delivered", "backlog", "min SoC",
-                   "max storage", "why not more"):  # fmt: skip
-        nodes.add_column(column)
+    for column in ("node", "jobs run/\ndeferred", "delivered", "backlog", "SoC\nmin",
+                   "storage\nmax", "GPU\nmax", "eclipses\n(total)"):  # fmt: skip
+        nodes.add_column(column, no_wrap=True, justify="left" if column == "node" else "right")
+    why: list[str] = []
     for name, n in result.nodes.items():
-        reasons = sorted({why for _, why in n.deferred})
-        nodes.add_row(name, str(len(n.job_end_s)), str(len(n.deferred)),
-                      decimal(int(n.delivered_b)), decimal(int(n.backlog_b)),
-                      f"{n.min_soc:.0%}", f"{n.max_storage:.0%}", "; ".join(reasons))  # fmt: skip
+        nodes.add_row(name, f"{len(n.job_end_s)}/{len(n.deferred)}",
+                      _bytes(n.delivered_b), _bytes(n.backlog_b),
+                      f"{n.min_soc:.0%}", f"{n.max_storage:.0%}", f"{n.max_gpu_c:.0f} °C",
+                      _eclipse_text(n.eclipses))  # fmt: skip
+        reasons: dict[str, int] = {}
+        for _, reason in n.deferred:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        why += [f"  {name}: {count} deferred: {reason}" for reason, count in reasons.items()]
     out.print(nodes)
+    if why:
+        out.print("jobs that do not fit:")
+        for line in why:
+            out.print(line, markup=False)
     granted = sum(1 for pp in result.passes if pp.granted)
     out.print(
         f"{granted} of {len(result.passes)} passes used; {decimal(int(result.delivered_b))} "

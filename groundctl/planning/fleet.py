@@ -192,6 +192,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "backlog_bytes": round(n.backlog_b),
             "min_soc": round(n.min_soc, 4),
             "max_storage": round(n.max_storage, 4),
+            "max_gpu_temp_c": round(n.max_gpu_c, 1),
+            "eclipses": [[_iso(a), _iso(b)] for a, b in n.eclipses],
             "jobs": {
                 str(job_id): {
                     "start": _iso(t),

@@ -44,7 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from groundctl.orbits.model import Pass, Station
-from groundctl.planning.forecast import NodeStart
+from groundctl.planning.forecast import NodeStart, eclipses
 from groundctl.sim import physics
 from groundctl.sim.physics import NodeParams
 
@@ -138,6 +138,12 @@ class NodePlan:
     storage_b: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     gpu_c: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     storage_cap_b: float = 0.0
+    eclipses: list[tuple[float, float]] = field(default_factory=list)  # in the window
+
+    @property
+    def max_gpu_c(self) -> float:
+        """Hottest GPU temperature of the forecast."""
+        return float(self.gpu_c.max()) if self.gpu_c.size else math.nan
 
     @property
     def min_soc(self) -> float:
@@ -332,6 +338,7 @@ def _plan_node(
     for job in queue:
         plan.deferred.append((job, _why_deferred(job, plan)))
     plan.soc, plan.storage_b, plan.gpu_c = soc, storage, gpu
+    plan.eclipses = eclipses(lit[:n_window], times)
     plan.backlog_b = state.pending_b
     return plan
 
