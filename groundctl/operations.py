@@ -17,7 +17,8 @@ groundctl-mqtt), and applies what the others tell it:
   starts later sees what is waiting.
 - **requests**: an operator may cancel another console's queued command; the request goes
   to that console, which cancels it in the requester's name if the requester's role (in
-  its own config) allows.
+  its own config) allows. The requester's name is what the requesting console says:
+  who may publish requests at all is the broker's ACL (consoles, not viewers).
 
 The channel carries small JSON documents (`encode`/`decode`, pure); `SharedOperations`
 applies them to an engine and commander. Nothing received is lost: a document that cannot
@@ -308,13 +309,13 @@ class SharedOperations:
                     f"{kind!r} from {console!r}"
                 )
             self._apply(doc)
-        except OperationsError as error:
+        except (OperationsError, ValueError, TypeError) as error:
             self.malformed += 1
             shown = payload[:200].decode("utf-8", "replace")
             self._note(
                 "operations-malformed",
                 "WARNING",
-                f"from console {console} ({kind}): {error.message}; payload: {shown}",
+                f"from console {console} ({kind}): {_reason(error)}; payload: {shown}",
             )
             return
         self.applied += 1
@@ -410,11 +411,12 @@ class SharedOperations:
         by_id = self.remote.setdefault(console, {})
         listed: set[int] = set()
         for entry in doc["commands"]:
-            if not isinstance(entry, dict) or not isinstance(entry.get("id"), int):
-                raise OperationsError(f"queue: expected commands with an 'id', found {entry!r}")
+            _check_entry(entry)
             listed.add(entry["id"])
             known = by_id.get(entry["id"])
-            if known is None or known.stage in LEFT_QUEUE or known.stage == "queued":
+            # a queue document may arrive after the stages that took a command out of
+            # it (different topics): it does not bring a finished command back
+            if known is None or known.stage in ("queued", "gone"):
                 by_id[entry["id"]] = RemoteCommand(
                     console, entry["id"], str(entry.get("node", "")), str(entry.get("text", "")),
                     "queued", float(entry.get("time") or 0.0), str(entry.get("detail") or ""),
@@ -461,6 +463,27 @@ class SharedOperations:
 
     def _note(self, kind: str, severity: str, text: str, node: str = "") -> None:
         self.engine.note(Event(self.engine.clock(), node, "operations", kind, severity, text))
+
+
+def _check_entry(entry: Any) -> None:
+    """One command of a queue document, or OperationsError naming the field."""
+    if not isinstance(entry, dict):
+        raise OperationsError(f"queue: expected command objects, found {entry!r}")
+    for name, types in (("id", (int,)), ("node", (str,)), ("text", (str,)),
+                        ("time", (int, float))):  # fmt: skip
+        value = entry.get(name)
+        if not isinstance(value, types) or isinstance(value, bool):
+            expected = " or ".join(t.__name__ for t in types)
+            raise OperationsError(f"queue: command field {name!r}: expected {expected}, "
+                                  f"found {value!r}")  # fmt: skip
+    release_at = entry.get("release_at")
+    if release_at is not None and not isinstance(release_at, int | float):
+        raise OperationsError(f"queue: command field 'release_at': expected a time, found "
+                              f"{release_at!r}")  # fmt: skip
+
+
+def _reason(error: Exception) -> str:
+    return error.message if isinstance(error, OperationsError) else str(error)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

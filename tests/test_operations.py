@@ -272,3 +272,27 @@ async def test_a_malformed_document_is_archived_not_dropped(tmp_path: Path) -> N
     assert len(texts) == 2
     assert "from console B (alert): alert: field 'action': expected str, found None" in texts[0]
     assert "a 'state' document from 'C' arrived as 'command'" in texts[1]
+
+
+@aio
+async def test_a_late_queue_document_does_not_revive_a_finished_command(tmp_path: Path) -> None:
+    hub: list[Loopback] = []
+    a, shared = await console(tmp_path, "A", hub, "alice")
+    try:
+        command = {"id": 7, "node": "ODC-07", "text": "ODC-07 NOOP", "time": 1.0}
+        shared.deliver("command", "B", encode("command", "B", {**command, "stage": "queued"}))
+        assert [c.command_id for c in shared.queued()] == [7]
+        shared.deliver("command", "B", encode("command", "B", {**command, "stage": "completed"}))
+        # B's queue as it was before the command went out, arriving after its stages
+        shared.deliver("queue", "B", encode("queue", "B", {"commands": [command], "time": 0.5}))
+        assert shared.queued() == []
+        assert shared.remote["B"][7].stage == "completed"
+        # a queue entry with a wrongly typed field: archived, not raised
+        bad = {"commands": [{**command, "id": 8, "time": "soon"}], "time": 2.0}
+        shared.deliver("queue", "B", encode("queue", "B", bad))
+        assert shared.malformed == 1
+    finally:
+        await a.stop()
+    texts = [r[0] for r in rows(tmp_path / "A.db",
+                                "SELECT text FROM events WHERE kind = 'operations-malformed'")]  # fmt: skip
+    assert texts and "queue: command field 'time': expected int or float, found 'soon'" in texts[0]

@@ -30,18 +30,24 @@ START_PARAMETERS = (
 )  # fmt: skip
 
 
-def latest_starts(ctx: click.Context, nodes: list[str]) -> dict[str, NodeStart]:
-    """Each node's start state from its latest archived telemetry (none: defaults)."""
+def latest_starts(
+    ctx: click.Context, nodes: list[str], before_s: float
+) -> tuple[dict[str, NodeStart], dict[str, float]]:
+    """Each node's start state from its latest archived telemetry before `before_s` (none:
+    the defaults), and the time of that telemetry (its battery's state of charge)."""
     path = context.archive_path(ctx, context.optional_config(ctx))
     if not path.is_file():
-        return {}
+        return {}, {}
     db = context.archive(ctx, context.optional_config(ctx))
     values: dict[str, dict[str, object]] = {}
+    times: dict[str, float] = {}
     for parameter in START_PARAMETERS:
-        for sample in db.latest_samples(parameter):
+        for sample in db.latest_samples(parameter, end_s=before_s):
             if sample.node in nodes:
                 values.setdefault(sample.node, {})[parameter] = sample.value
-    return {node: NodeStart.from_telemetry(v) for node, v in values.items()}
+                if parameter == "POWER_HK.BATT_SOC":
+                    times[sample.node] = sample.time_s
+    return {node: NodeStart.from_telemetry(v) for node, v in values.items()}, times
 
 
 @cli.command()
@@ -119,14 +125,19 @@ def plan(
     names = [s.name for s in satellites]
     jobs = read_jobs(Path(jobs_file), fleet.names()) if jobs_file else []
     jobs = [j for j in jobs if j.node in names]
-    starts = latest_starts(ctx, names)
+    starts, heard = latest_starts(ctx, names, t0.timestamp())
     result, timings = plan_fleet(
         cfg, t0, window, satellites=satellites, jobs=jobs, starts=starts,
         policy="naive" if naive else "plan",
     )  # fmt: skip
     if procedure_file:
         source = f" ({len(names)} nodes, {len(jobs)} jobs)"
-        Path(procedure_file).write_text(plan_procedure(result, source))
+        try:
+            Path(procedure_file).write_text(plan_procedure(result, source))
+        except OSError as error:
+            raise UsageError(
+                f"--procedure {procedure_file}: cannot write it: {error.strerror or error}"
+            ) from None
     if as_json:
         data = plan_json(result)
         data["timings_s"] = {
@@ -138,7 +149,7 @@ def plan(
         click.echo(json.dumps(data, indent=2))
         return
     out = Console()
-    show(out, result, all_passes, len(starts))
+    show(out, result, all_passes, heard)
     out.print(
         f"[dim]planned {len(names)} nodes over {len(cfg.stations)} stations in "
         f"{timings.total_s:.2f} s (passes {timings.predict_s:.2f}, capacity "
@@ -163,7 +174,7 @@ def _time(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%d %H:%M")
 
 
-def show(out: Console, result: Plan, all_passes: bool, from_telemetry: int) -> None:
+def show(out: Console, result: Plan, all_passes: bool, heard: dict[str, float]) -> None:
     passes = Table(box=box.SIMPLE_HEAD, title="passes", title_justify="left")
     for column in ("AOS", "node", "station", "capacity", "downlink", "power/throttle", "jobs"):
         passes.add_column(
@@ -185,12 +196,13 @@ def show(out: Console, result: Plan, all_passes: bool, from_telemetry: int) -> N
                        setting, jobs)  # fmt: skip
     out.print(passes)
     nodes = Table(box=box.SIMPLE_HEAD, title="nodes", title_justify="left")
-    for column in ("node", "jobs run/\ndeferred", "delivered", "backlog", "SoC\nmin",
+    for column in ("node", "jobs run/\nfailed/\ndeferred", "delivered", "backlog", "SoC\nmin",
                    "storage\nmax", "GPU\nmax", "eclipses\n(total)"):  # fmt: skip
         nodes.add_column(column, no_wrap=True, justify="left" if column == "node" else "right")
     why: list[str] = []
     for name, n in result.nodes.items():
-        nodes.add_row(name, f"{len(n.job_end_s)}/{len(n.deferred)}",
+        failed = len(n.jobs_failed)
+        nodes.add_row(name, f"{len(n.job_end_s) - failed}/{failed}/{len(n.deferred)}",
                       _bytes(n.delivered_b), _bytes(n.backlog_b),
                       f"{n.min_soc:.0%}", f"{n.max_storage:.0%}", f"{n.max_gpu_c:.0f} °C",
                       _eclipse_text(n.eclipses))  # fmt: skip
@@ -205,10 +217,18 @@ def show(out: Console, result: Plan, all_passes: bool, from_telemetry: int) -> N
             out.print(line, markup=False)
     granted = sum(1 for pp in result.passes if pp.granted)
     out.print(
-        f"{granted} of {len(result.passes)} passes used; {decimal(int(result.delivered_b))} "
-        f"delivered; start state from telemetry for {from_telemetry} of {len(result.nodes)} "
-        "nodes (the others: the simulator's defaults)"
+        f"{granted} of {len(result.passes)} passes used; {_bytes(result.delivered_b)} delivered"
     )
+    if heard:
+        oldest = min(heard, key=lambda n: heard[n])
+        age_h = (result.start_s - heard[oldest]) / 3600
+        out.print(
+            f"start state from telemetry for {len(heard)} of {len(result.nodes)} nodes "
+            f"(the oldest, {oldest}'s, {age_h:.1f} h old: the forecast starts from it as if "
+            "it were now); the others from the simulator's defaults"
+        )
+    else:
+        out.print("no telemetry in the archive: every node starts from the simulator's defaults")
     problems = result.violations()
     if problems:
         out.print("[red]limits broken:[/] " + "; ".join(problems))

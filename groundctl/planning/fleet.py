@@ -184,7 +184,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         for pp in plan.passes
     ]
     nodes = {}
-    step = max(1, len(plan.times) // 96)  # curves every 15 min of a day
+    step = max(1, len(plan.times) // 96)  # 96 points of each curve (every 15 min of a day)
     for name, n in plan.nodes.items():
         nodes[name] = {
             "delivered_bytes": round(n.delivered_b),

@@ -37,7 +37,7 @@ import heapq
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -139,6 +139,7 @@ class NodePlan:
     gpu_c: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     storage_cap_b: float = 0.0
     eclipses: list[tuple[float, float]] = field(default_factory=list)  # in the window
+    why: dict[int, str] = field(default_factory=dict)  # job left on the ground -> why
 
     @property
     def max_gpu_c(self) -> float:
@@ -194,10 +195,12 @@ def assign_antennas(
     stations' contact plan; then greedy max-min: the next grant goes to the contact whose
     node has had the smallest share of its demand so far (then the bigger capacity, then
     the earlier AOS). A contact overlapping the station's granted contacts on every
-    antenna (with the turnaround) is refused, naming who holds them."""
+    antenna (with the turnaround) is refused, naming who holds them; so is one that
+    overlaps a contact its node already holds (a node has one transmitter)."""
     granted: dict[str, float] = defaultdict(float)
     result: list[tuple[bool, int | None, str]] = [(False, None, "")] * len(contacts)
     held: dict[tuple[str, int], list[tuple[float, float, int]]] = defaultdict(list)
+    node_held: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
 
     def share(node: str) -> float:
         return granted[node] / max(demand_b.get(node, 0.0), 1.0)
@@ -218,6 +221,12 @@ def assign_antennas(
         station = stations.get(c.station)
         antennas = station.antennas if station is not None else 1
         gap = station.turnaround_s if station is not None else 0.0
+        mine = next(
+            (j for (a, b, j) in node_held[c.node] if a < c.los_s and c.aos_s < b), None
+        )  # fmt: skip
+        if mine is not None:  # one transmitter: one station at a time
+            result[i] = (False, None, f"node busy: its pass at {contacts[mine].station}")
+            continue
         blockers = []
         for antenna in range(1, antennas + 1):
             clash = next(
@@ -229,6 +238,7 @@ def assign_antennas(
             )  # fmt: skip
             if clash is None:
                 held[(c.station, antenna)].append((c.aos_s, c.los_s, i))
+                node_held[c.node].append((c.aos_s, c.los_s, i))
                 granted[c.node] += c.capacity_b
                 result[i] = (True, antenna, f"antenna {antenna}")
                 break
@@ -273,12 +283,17 @@ SETTINGS = _settings()
 
 
 def _min_soc_path(
-    soc: float, lit: NDArray[np.bool_], load: NDArray[np.float64], p: NodeParams, dt: float
+    soc: float,
+    lit: NDArray[np.bool_],
+    load: NDArray[np.float64],
+    p: NodeParams,
+    dt: float,
+    array_w: float,
 ) -> float:
     """Lowest state of charge along a path of loads and lighting (the battery model of
-    `physics.battery_step`, without its noise), vectorised: charging is capped by the
-    charge limit, and the charge stops when full."""
-    net = np.where(lit, np.minimum(p.array_w - load, p.charge_limit_w), -load)
+    `physics.battery_step`, without its noise), vectorised: `array_w` in sunlight,
+    charging capped by the charge limit, and the charge stops when full."""
+    net = np.where(lit, np.minimum(array_w - load, p.charge_limit_w), -load)
     gain = np.where(net > 0, net * physics.CHARGE_EFFICIENCY, net) * dt / 3600 / p.battery_wh
     path = soc + np.cumsum(gain)
     over = np.maximum.accumulate(np.maximum(path - 1.0, 0.0))  # what a full battery sheds
@@ -329,7 +344,7 @@ def _plan_node(
         decision = decisions.get(k)
         if decision is not None:
             _decide(state, granted[decision], queue, decision, aos_k, los_k, lit, rate, p,
-                    limits, dt, high_water, policy, float(times[k]))  # fmt: skip
+                    limits, dt, high_water, policy, float(times[k]), plan.why)  # fmt: skip
         _step(state, bool(lit[k]), rate[k], p, dt, times[k], plan, storage_cap, carried,
               int(in_pass[k]), granted)  # fmt: skip
         soc[k], storage[k], gpu[k] = state.soc, state.storage_b, state.gpu_c
@@ -344,14 +359,9 @@ def _plan_node(
 
 
 def _why_deferred(job: Job, plan: NodePlan) -> str:
-    reasons = [pp.decision for pp in plan.passes if pp.granted and pp.decision]
-    if not reasons:
-        return "no contact in the window to submit it"
-    if any("storage" in r for r in reasons):
-        return "storage high-water: its results would not fit"
-    if any("power" in r for r in reasons):
-        return "power: the battery cannot carry more compute"
-    return "no time: the GPUs were busy with jobs ahead of it until the end of the window"
+    """Why a job was still on the ground at the end: the reason of the last decision
+    that left it there."""
+    return plan.why.get(job.job_id, "no contact in the window to submit it")
 
 
 def _decide(
@@ -369,6 +379,7 @@ def _decide(
     high_water: float,
     policy: Policy,
     now_s: float,
+    why: dict[int, str],
 ) -> None:
     """At AOS of `pp`: choose the setting, the jobs to submit, the bytes to downlink."""
     k0 = aos_k[j]
@@ -418,21 +429,33 @@ def _decide(
         load = np.full(k_end - k0, physics.BASE_LOAD_W[IDLE[0]] + physics.HEATER_W)
         load[: k_next - k0] = physics.load_w(mode, gpu_w, False, True, False, p)
         load[: los_k[j] - k0] += p.transmitter_w
-        low = _min_soc_path(state.soc, lit[k0:k_end], load, p, dt)
+        sunlit_w = physics.array_w(True, state.pointing, p)  # half when not sun-pointing
+        low = _min_soc_path(state.soc, lit[k0:k_end], load, p, dt, sunlit_w)
         heat = physics.HEAT_FRACTION * float(load[0]) / p.radiator_w_per_k
         radiator_eq = max(physics.RADIATOR_MIN_C, physics.SINK_LIT_C + heat)
         gpu_eq = radiator_eq + physics.GPU_K_PER_W * gpu_w
         ok_power = low >= limits.min_soc + limits.soc_margin
         ok_heat = gpu_eq <= limits.thermal_max_c
         if (mode, throttle) != IDLE and not (ok_power and ok_heat):
-            why = "power" if not ok_power else "thermal"
-            if why not in limited:
-                limited.append(why)
+            refused = "power" if not ok_power else "thermal"
+            if refused not in limited:
+                limited.append(refused)
             continue
         if full and "storage high-water" not in limited:
             limited.append("storage high-water")
         if not ok_power:
             limited.append("power (idle, and still short)")
+        if full:
+            left = "storage high-water: its results would not fit"
+        elif "power" in limited:
+            left = "power: the battery cannot carry more compute"
+        elif "thermal" in limited:
+            left = "thermal: the GPUs would run too hot for more compute"
+        else:
+            left = "no time: the GPUs had enough work until the next contact"
+        for job in queue:
+            if job not in chosen:
+                why[job.job_id] = left
         pp.mode, pp.throttle = mode, throttle
         pp.submitted = tuple(job.job_id for job in chosen)
         for job in chosen:
@@ -550,7 +573,13 @@ def make_plan(
     if lit.shape[1] < len(times):
         raise ValueError(f"lit covers {lit.shape[1]} steps, the window {len(times)}")
     known = {n.name for n in nodes}
-    usable = [c for c in contacts if c.node in known and c.los_s > start_s and c.aos_s < end_s]
+    usable = [
+        c
+        if c.aos_s >= start_s
+        else replace(c, capacity_b=c.capacity_b * (c.los_s - start_s) / (c.los_s - c.aos_s))
+        for c in contacts
+        if c.node in known and c.los_s > start_s and c.aos_s < end_s
+    ]  # fmt: skip  (a pass under way at the start: what is left of it)
     demand = {
         n.name: n.start.results_pending_b
         + sum(j.gpu_s for j in n.jobs) * n.params.result_bytes_per_gpu_s

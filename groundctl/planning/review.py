@@ -91,10 +91,14 @@ def review(plan: dict[str, Any], archive: Archive) -> list[NodeReview]:
             "not a plan: expected the JSON of `groundctl plan --json` (with 'passes' and 'nodes')"
         )
     start, end = _time(plan.get("start"), "start"), _time(plan.get("end"), "end")
+    if not isinstance(plan["nodes"], dict) or not isinstance(plan["passes"], list):
+        raise ReviewError("not a plan: 'nodes' must be an object and 'passes' a list")
     nodes: dict[str, NodeReview] = {}
     for name, doc in plan["nodes"].items():
-        jobs = doc.get("jobs", {})
-        ends = [_time(j["end"], f"{name} job") for j in jobs.values() if j.get("end")]
+        jobs = doc.get("jobs", {}) if isinstance(doc, dict) else None
+        if not isinstance(jobs, dict) or not all(isinstance(j, dict) for j in jobs.values()):
+            raise ReviewError(f"nodes.{name}: expected an object with 'jobs' (an object)")
+        ends = [_time(j["end"], f"nodes.{name}.jobs") for j in jobs.values() if j.get("end")]
         ends = [t for t in ends if t <= end]
         nodes[name] = NodeReview(name, planned_min_soc=float(doc.get("min_soc", math.nan)),
                                  planned_jobs=len(ends),
@@ -106,6 +110,8 @@ def review(plan: dict[str, Any], archive: Archive) -> list[NodeReview]:
         for name in nodes
     }  # fmt: skip
     for i, p in enumerate(plan["passes"]):
+        if not isinstance(p, dict):
+            raise ReviewError(f"passes[{i}]: expected an object, found {p!r}")
         if not p.get("granted"):
             continue
         node = p.get("node")
@@ -116,8 +122,10 @@ def review(plan: dict[str, Any], archive: Archive) -> list[NodeReview]:
             f["aos"] < los and (f["los"] is None or f["los"] > aos) for f in flown[node]
         )  # fmt: skip
         got = _integrate(rates[node], aos, los + AFTER_LOS_S)
-        r = PassReview(node, str(p.get("station")), aos, los, float(p.get("downlink_bytes", 0)),
-                       got, was)  # fmt: skip
+        planned = p.get("downlink_bytes", 0)
+        if not isinstance(planned, int | float):
+            raise ReviewError(f"passes[{i}].downlink_bytes: expected a number, found {planned!r}")
+        r = PassReview(node, str(p.get("station")), aos, los, float(planned), got, was)
         n = nodes[node]
         n.passes.append(r)
         n.planned_b += r.planned_b

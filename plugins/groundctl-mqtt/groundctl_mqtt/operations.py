@@ -8,7 +8,7 @@ Topics, under the link's prefix (``{console}`` is each console's [operations] na
 - ``{prefix}/ops/{console}/queue``: QoS 1, retained: the console's whole queue;
 - ``{prefix}/ops/{console}/alerts``: QoS 1, retained: its recent alert actions;
 - ``{prefix}/ops/{console}/state``: QoS 1, retained: online/offline (offline is also the
-  last will);
+  last will; online is published again on every reconnection);
 - ``{prefix}/ops/{console}/request/{sender}``: QoS 1: a request for `console`.
 
 The channel's client connects with a persistent session (client id: the link's, plus
@@ -66,6 +66,7 @@ class MqttOperationsChannel:
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._online: bytes | None = None  # the "online" state, republished on reconnect
 
     async def open(self, console: str, deliver: Callable[[str, str, bytes], None]) -> None:
         """Start; LinkError when the broker refuses the login. A broker that is not there
@@ -96,11 +97,16 @@ class MqttOperationsChannel:
                 await asyncio.wait_for(self._connected.wait(), 5)
 
     def send(self, kind: str, payload: bytes, to: str = "") -> None:
+        if kind == "state":
+            self._online = payload if b'"online":true' in payload else None
         if kind == "request":
             topic = ops_topic(self.prefix, to, "request", self.console)
         else:
             topic = ops_topic(self.prefix, self.console, kind)
-        self._outbox.append((topic, payload, kind in RETAINED))
+        retained = kind in RETAINED
+        if retained:  # current state: only the newest one waiting matters
+            self._outbox = deque(item for item in self._outbox if item[0] != topic)
+        self._outbox.append((topic, payload, retained))
         self._wake.set()
 
     async def close(self) -> None:
@@ -167,6 +173,11 @@ class MqttOperationsChannel:
         for kind in OPS_KINDS:
             await client.subscribe(f"{self.prefix}/ops/+/{kind}", qos=1)
         await client.subscribe(ops_topic(self.prefix, self.console, "request"), qos=1)
+        if self.connections and self._online is not None:
+            # back after a drop: the broker published our last will (offline) meanwhile
+            state = ops_topic(self.prefix, self.console, "state")
+            self._outbox = deque(item for item in self._outbox if item[0] != state)
+            self._outbox.appendleft((state, self._online, True))
         self._client = client
         self.connections += 1
         self._connected.set()
@@ -183,7 +194,8 @@ class MqttOperationsChannel:
             while not self._outbox:
                 self._wake.clear()
                 await self._wake.wait()
-            topic, payload, retain = self._outbox[0]
+            item = self._outbox[0]
+            topic, payload, retain = item
             try:
                 await client.publish(
                     topic, payload, qos=1, retain=retain, timeout=PUBLISH_TIMEOUT_S
@@ -191,5 +203,8 @@ class MqttOperationsChannel:
             except (TimeoutError, aiomqtt.MqttError) as error:
                 self.last_problem = f"publish to {topic}: {error}"
                 return  # the connection is going; the next one sends it
-            self._outbox.popleft()
+            # (the outbox may have changed meanwhile: a newer retained document replaces
+            # the one waiting, or this one)
+            with contextlib.suppress(ValueError):
+                self._outbox.remove(item)
             self.sent += 1

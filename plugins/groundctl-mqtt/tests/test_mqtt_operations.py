@@ -330,3 +330,43 @@ async def hmac_end_to_end(tmp_path: Path, mosquitto: Mosquitto) -> None:
     finally:
         await agent.stop()
         await console.stop()
+
+
+def test_a_console_back_after_a_drop_is_online_again(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    asyncio.run(back_after_a_drop(tmp_path, mosquitto))
+
+
+async def back_after_a_drop(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Console A's channel loses its connection (its socket shut down): the broker
+    publishes A's last will (offline), B sees it; A reconnects and says it is online
+    again, and B sees that too."""
+    import socket
+
+    a = Console(tmp_path, mosquitto, "ops-a", "alice", "console")
+    b = Console(tmp_path, mosquitto, "ops-b", "bob", "console")
+    await a.start()
+    await b.start()
+    try:
+        ours, theirs = a.session.operations, b.session.operations
+        assert ours is not None and theirs is not None
+        await until(lambda: theirs.online.get("ops-a") is True, "B sees A online")
+        channel: Any = ours.channel
+        went: list[bool] = []
+        original = theirs.deliver
+
+        def deliver(kind: str, console: str, payload: bytes) -> None:
+            original(kind, console, payload)
+            if kind == "state" and console == "ops-a":
+                went.append(bool(theirs.online.get("ops-a")))
+
+        theirs.channel._deliver = deliver  # type: ignore[attr-defined]
+        # the network drops A's connection: its TCP socket shut down under it (paho's
+        # socket, reached through aiomqtt's client: no API offers a drop)
+        sock = channel._client._client.socket()
+        sock.shutdown(socket.SHUT_RDWR)
+        await until(lambda: False in went, "A's last will at B")
+        await until(lambda: went[-1] is True, "A online again at B")
+        assert channel.connections >= 2
+    finally:
+        await b.stop()
+        await a.stop()
