@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +15,16 @@ from rich.table import Table
 
 from groundctl.cli import cli, context
 from groundctl.cli.passes import parse_start
+from groundctl.config import Config
 from groundctl.errors import UsageError
 from groundctl.fleet import load_fleet
-from groundctl.planning.fleet import plan_fleet, plan_json, plan_procedure, read_jobs
+from groundctl.planning.fleet import (
+    plan_commands,
+    plan_fleet,
+    plan_json,
+    plan_procedure,
+    read_jobs,
+)
 from groundctl.planning.forecast import NodeStart
 from groundctl.planning.plan import Plan
 from groundctl.sim.physics import POWER_MODES, THROTTLE_LEVELS
@@ -67,6 +75,13 @@ def latest_starts(
     type=click.Path(dir_okay=False, writable=True),
     help="Write the plan as a procedure (review it, then `groundctl run` it).",
 )
+@click.option(
+    "--queue",
+    "to_queue",
+    is_flag=True,
+    help="Queue the plan's commands in the archive, time-tagged (review them with "
+    "`groundctl queue list`; cancel or edit before their time).",
+)
 @click.option("--all-passes", is_flag=True, help="List passes without an antenna too.")
 @click.option(
     "--review",
@@ -84,6 +99,7 @@ def plan(
     naive: bool,
     as_json: bool,
     procedure_file: str | None,
+    to_queue: bool,
     all_passes: bool,
     review_file: str | None,
 ) -> None:
@@ -103,6 +119,7 @@ def plan(
       groundctl plan                                   # the demo fleet, next 24 h
       groundctl plan --jobs jobs.toml --hours 12
       groundctl plan --jobs jobs.toml --procedure tomorrow.py   # review, then run it
+      groundctl plan --jobs jobs.toml --queue          # into the store-and-forward queue
       groundctl plan --jobs jobs.toml --naive          # what the naive way would do
       groundctl plan --json > plan.json
       groundctl plan --review plan.json                # after the window: planned vs flown
@@ -138,6 +155,10 @@ def plan(
             raise UsageError(
                 f"--procedure {procedure_file}: cannot write it: {error.strerror or error}"
             ) from None
+    queued = 0
+    if to_queue:
+        path = context.archive_path(ctx, cfg)
+        queued = asyncio.run(queue_plan(cfg, path, result))
     if as_json:
         data = plan_json(result)
         data["timings_s"] = {
@@ -158,6 +179,12 @@ def plan(
     )
     if procedure_file:
         out.print(f"procedure written to {procedure_file}: review it, then groundctl run it")
+    if to_queue:
+        out.print(
+            f"{queued} commands queued in {context.archive_path(ctx, cfg)}, time-tagged: "
+            "groundctl queue list shows them; a console or groundctl run on this archive "
+            "releases each at its pass"
+        )
 
 
 def _eclipse_text(spans: list[tuple[float, float]]) -> str:
@@ -279,3 +306,27 @@ def show_review(ctx: click.Context, path: Path, as_json: bool) -> None:
     out.print(f"fleet: planned {decimal(int(planned))}, flown {decimal(int(flown))}"
               + (f" ({flown / planned - 1:+.1%})" if planned else ""))  # fmt: skip
     out.print("[dim]min SoC seen: the lowest the telemetry showed (only in contact)[/]")
+
+
+async def queue_plan(config: Config, archive: Path, result: Plan) -> int:
+    """Queue the plan's commands in `archive`'s store-and-forward queue, each tagged with
+    its time (validated, authorised and audited as any command). No link is opened: the
+    nodes are made known from the plan."""
+    import dataclasses
+
+    from groundctl.config import NodeConfig
+    from groundctl.session import Session
+
+    nodes = {**config.nodes}
+    for name in result.nodes:
+        nodes.setdefault(name, NodeConfig(name=name))
+    session = Session(dataclasses.replace(config, nodes=nodes), archive, links=[], source="plan")
+    await session.start()
+    try:
+        assert session.commander is not None
+        commands = plan_commands(result)
+        for command in commands:
+            await session.commander.issue(command.text, at=command.at_s, source="plan")
+        return len(commands)
+    finally:
+        await session.stop()

@@ -226,10 +226,52 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class PlannedCommand:
+    """One command of the plan: its text, its time tag, and the decision behind it."""
+
+    text: str
+    at_s: float
+    why: str
+
+
+def plan_commands(plan: Plan) -> list[PlannedCommand]:
+    """The plan as commands, pass by pass: at AOS, the power mode and throttle when they
+    change and the jobs to submit; the downlinks at their own times (at AOS, or when
+    results land during the pass)."""
+    commands: list[PlannedCommand] = []
+    setting: dict[str, tuple[int, int]] = {}
+    for pp in plan.passes:
+        if not pp.granted or pp.mode is None or pp.throttle is None:
+            continue
+        why = f"{pp.node} at {pp.contact.station}: {pp.decision}"
+        aos = pp.contact.aos_s
+        mode, throttle = setting.get(pp.node) or plan.nodes[pp.node].start_setting
+        if pp.mode != mode:
+            commands.append(PlannedCommand(
+                f"{pp.node} SET_POWER_MODE mode={POWER_MODES[pp.mode]}", aos, why))  # fmt: skip
+        if pp.throttle != throttle:
+            commands.append(PlannedCommand(
+                f"{pp.node} SET_THROTTLE level={THROTTLE_LEVELS[pp.throttle]}", aos, why
+            ))  # fmt: skip
+        setting[pp.node] = (pp.mode, pp.throttle)
+        jobs = {j.job_id: j for j in _jobs_of(plan, pp.node)}
+        for job_id in pp.submitted:
+            job = jobs.get(job_id)
+            if job is not None:
+                text = (f"{pp.node} SUBMIT_JOB job_id={job_id} gpu_seconds={int(job.gpu_s)} "
+                        f"priority={PRIORITIES[job.priority]}")  # fmt: skip
+                commands.append(PlannedCommand(text, aos, why))
+        for when, max_bytes in pp.downlinks:
+            text = f"{pp.node} START_DOWNLINK max_bytes={math.ceil(max_bytes)}"
+            commands.append(PlannedCommand(text, when, why))
+    return commands
+
+
 def plan_procedure(plan: Plan, source: str = "") -> str:
     """The plan as a procedure for `groundctl run`: each granted pass's commands queued,
-    time-tagged for its AOS (store and forward: released when the node is in contact).
-    Review it, then run it; nothing is sent before."""
+    time-tagged (store and forward: released when the node is in contact). Review it,
+    then run it; nothing is sent before."""
     lines = [
         f'"""Fleet plan {_iso(plan.start_s)} to {_iso(plan.end_s)}{source}.',
         "",
@@ -246,41 +288,17 @@ def plan_procedure(plan: Plan, source: str = "") -> str:
         "",
         "def main() -> None:",
     ]
-    count = 0
-    last_los = plan.start_s
-    setting: dict[str, tuple[int, int]] = {}
-    for pp in plan.passes:
-        if not pp.granted or pp.mode is None or pp.throttle is None:
-            continue
-        at = f'datetime.fromisoformat("{_iso(pp.contact.aos_s)}")'
-        comment = f"    # {pp.node} at {pp.contact.station}: {pp.decision}"
-        texts = []  # a setting is commanded when it changes
-        mode, throttle = setting.get(pp.node) or plan.nodes[pp.node].start_setting
-        if pp.mode != mode:
-            texts.append(f"{pp.node} SET_POWER_MODE mode={POWER_MODES[pp.mode]}")
-        if pp.throttle != throttle:
-            texts.append(f"{pp.node} SET_THROTTLE level={THROTTLE_LEVELS[pp.throttle]}")
-        setting[pp.node] = (pp.mode, pp.throttle)
-        jobs = {j.job_id: j for j in _jobs_of(plan, pp.node)}
-        for job_id in pp.submitted:
-            job = jobs.get(job_id)
-            if job is not None:
-                texts.append(
-                    f"{pp.node} SUBMIT_JOB job_id={job_id} gpu_seconds={int(job.gpu_s)} "
-                    f"priority={PRIORITIES[job.priority]}"
-                )
-        timed = [(text, at) for text in texts]
-        for when, max_bytes in pp.downlinks:
-            text = f"{pp.node} START_DOWNLINK max_bytes={math.ceil(max_bytes)}"
-            timed.append((text, f'datetime.fromisoformat("{_iso(when)}")'))
-        if timed:
-            lines.append(comment)
-        for text, when_text in timed:
-            lines.append(f'    cmd("{text}", at={when_text}, wait=False)')
-            count += 1
-        last_los = max(last_los, pp.contact.los_s)
+    commands = plan_commands(plan)
+    last_why = ""
+    for command in commands:
+        if command.why != last_why:
+            lines.append(f"    # {command.why}")
+            last_why = command.why
+        at = f'datetime.fromisoformat("{_iso(command.at_s)}")'
+        lines.append(f'    cmd("{command.text}", at={at}, wait=False)')
+    last_los = max((pp.contact.los_s for pp in plan.passes if pp.granted), default=plan.start_s)
     end = f'datetime.fromisoformat("{_iso(last_los + 60)}")'
-    lines.append(f'    log("{count} commands queued; waiting for the last pass to end")')
+    lines.append(f'    log("{len(commands)} commands queued; waiting for the last pass to end")')
     lines.append(f"    wait(max(0.0, ({end} - now()).total_seconds()))")
     lines.append('    log("the plan\'s passes are over")')
     return "\n".join(lines) + "\n"

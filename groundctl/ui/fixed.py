@@ -92,7 +92,7 @@ async def drawn(app: ConsoleApp, pilot: Pilot[None], timeout_s: float = 60.0) ->
         and screen.query_one(PassesPane).plan
         and screen.query_one(TelemetryPane).table.row_count
         and screen.query_one(CommandPane).loaded
-        and screen.query_one(FleetPane).table.row_count
+        and (app.backend.replaying or screen.query_one(FleetPane).table.row_count)
     ):
         if time.monotonic() > deadline:
             raise TimeoutError("the console did not settle")

@@ -1,8 +1,8 @@
 """`groundctl plan --review`: a plan flown by the simulator through the whole ground
 segment, then compared with what the archive says was flown.
 
-Four nodes, two hours. The plan's procedure commands are queued in the archive first
-(time-tagged, as `groundctl run` of the procedure queues them), then a session on the
+Four nodes, two hours. The plan's commands are queued in the archive first (time-tagged:
+`groundctl plan --queue`; the same commands as its procedure), then a session on the
 simulator releases them at their passes and verifies them, archiving the telemetry the
 review reads. The oracle for "flown" is the simulator's telemetry in the archive, not the
 plan.
@@ -11,7 +11,6 @@ plan.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import re
 from datetime import UTC, datetime
@@ -23,10 +22,11 @@ from testsupport import aio
 from groundctl.archive import open_archive
 from groundctl.cli import cli
 from groundctl.cli import commands as _commands  # noqa: F401  (registers subcommands)
-from groundctl.config import NodeConfig, demo_config_path, load_config
+from groundctl.cli.plan import queue_plan
+from groundctl.config import demo_config_path, load_config
 from groundctl.fleet import load_fleet
 from groundctl.links.base import LinkState
-from groundctl.planning.fleet import plan_fleet, plan_json, plan_procedure
+from groundctl.planning.fleet import plan_commands, plan_fleet, plan_json, plan_procedure
 from groundctl.planning.plan import Job
 from groundctl.planning.review import review
 from groundctl.session import Session
@@ -48,17 +48,9 @@ async def test_review_compares_the_plan_with_what_was_flown(tmp_path: Path) -> N
     (tmp_path / "plan.json").write_text(json.dumps(doc))
     archive = tmp_path / "flown.db"
 
-    # queue the procedure's commands, time-tagged, as `groundctl run` would
-    # (no link yet: the nodes are made known through the config, as [nodes] entries)
-    known = {**CONFIG.nodes, **{n: CONFIG.nodes.get(n) or NodeConfig(name=n) for n in NODES}}
-    queuing = Session(dataclasses.replace(CONFIG, nodes=known), archive, links=[])
-    await queuing.start()
-    try:
-        assert queuing.commander is not None
-        for text, at in CMD.findall(plan_procedure(plan)):
-            await queuing.commander.issue(text, at=datetime.fromisoformat(at).timestamp())
-    finally:
-        await queuing.stop()
+    # queue the plan's commands, time-tagged, as `groundctl plan --queue` does
+    queued = await queue_plan(CONFIG, archive, plan)
+    assert queued == len(plan_commands(plan)) == len(CMD.findall(plan_procedure(plan)))
 
     # fly it: the simulator at 300x (as fast as it goes, contacts would pass before the
     # commander's release loop sees them), the commander releasing them
