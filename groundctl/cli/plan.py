@@ -193,6 +193,17 @@ def _eclipse_text(spans: list[tuple[float, float]]) -> str:
     return f"{len(spans)} ({total / 3600:.1f} h)" if spans else "none"
 
 
+def id_ranges(ids: tuple[int, ...] | list[int]) -> str:
+    """Job ids, runs of consecutive ones shortened: 1-8, 12, 14-15."""
+    parts: list[str] = []
+    for job_id in sorted(ids):
+        if parts and parts[-1].split("-")[-1] == str(job_id - 1):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{job_id}"
+        else:
+            parts.append(str(job_id))
+    return ", ".join(parts)
+
+
 def _bytes(n: float) -> str:
     return decimal(int(n)).replace(" bytes", " B")
 
@@ -217,7 +228,7 @@ def show(out: Console, result: Plan, all_passes: bool, heard: dict[str, float]) 
             if pp.mode is not None and pp.throttle is not None
             else f"[dim]{pp.reason}[/]"
         )
-        jobs = ", ".join(str(j) for j in pp.submitted)
+        jobs = id_ranges(pp.submitted)
         passes.add_row(_time(pp.contact.aos_s), pp.node, pp.contact.station,
                        _bytes(pp.contact.capacity_b), _bytes(pp.downlink_b),
                        setting, jobs)  # fmt: skip

@@ -227,3 +227,10 @@ def test_a_node_not_sun_pointing_is_planned_on_half_its_array() -> None:
     plan = make_plan(0.0, 86400.0, [node], contacts, lit, {"GS": Station("GS", 0.0, 0.0)})
     assert plan.violations() == []
     assert plan.nodes["N"].job_start_s  # and it still runs some jobs
+
+
+def test_job_ids_are_shown_as_ranges() -> None:
+    from groundctl.cli.plan import id_ranges
+
+    assert id_ranges([8, 1, 2, 3, 5, 7, 12]) == "1-3, 5, 7-8, 12"
+    assert id_ranges([]) == ""
