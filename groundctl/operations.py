@@ -429,6 +429,8 @@ class SharedOperations:
                         CommandMessage(c.command_id, c.node, c.text, "queued", c.time_s,
                                        c.detail, c.release_at, origin=console)
                     )  # fmt: skip
+                    text = f"{c.ref} {c.text}: queued (in its console's queue)"
+                    self._note("remote-command", "INFO", text, c.node)
         for command_id, command in by_id.items():
             if command_id not in listed and command.stage not in LEFT_QUEUE:
                 command.stage = "gone"  # left the queue while we were not listening
@@ -437,6 +439,8 @@ class SharedOperations:
                                    self.engine.clock(), "no longer in its console's queue",
                                    origin=console)
                 )  # fmt: skip
+                self._note("remote-command", "INFO", f"{command.ref} {command.text}: gone "
+                           "(no longer in its console's queue)", command.node)  # fmt: skip
 
     async def _request(self, doc: dict[str, Any]) -> None:
         if doc["action"] != "cancel":

@@ -287,6 +287,12 @@ async def test_a_late_queue_document_does_not_revive_a_finished_command(tmp_path
         shared.deliver("queue", "B", encode("queue", "B", {"commands": [command], "time": 0.5}))
         assert shared.queued() == []
         assert shared.remote["B"][7].stage == "completed"
+        # one B had queued while we were away, then one that left its queue meanwhile
+        later = {"id": 9, "node": "ODC-07", "text": "ODC-07 NOOP", "time": 3.0}
+        shared.deliver("queue", "B", encode("queue", "B", {"commands": [later], "time": 3.0}))
+        assert [c.command_id for c in shared.queued()] == [9]
+        shared.deliver("queue", "B", encode("queue", "B", {"commands": [], "time": 4.0}))
+        assert shared.queued() == [] and shared.remote["B"][9].stage == "gone"
         # a queue entry with a wrongly typed field: archived, not raised
         bad = {"commands": [{**command, "id": 8, "time": "soon"}], "time": 2.0}
         shared.deliver("queue", "B", encode("queue", "B", bad))
@@ -296,3 +302,7 @@ async def test_a_late_queue_document_does_not_revive_a_finished_command(tmp_path
     texts = [r[0] for r in rows(tmp_path / "A.db",
                                 "SELECT text FROM events WHERE kind = 'operations-malformed'")]  # fmt: skip
     assert texts and "queue: command field 'time': expected int or float, found 'soon'" in texts[0]
+    notes = [r[0] for r in rows(tmp_path / "A.db",
+                                "SELECT text FROM events WHERE kind = 'remote-command'")]  # fmt: skip
+    assert "B#9 ODC-07 NOOP: queued (in its console's queue)" in notes
+    assert "B#9 ODC-07 NOOP: gone (no longer in its console's queue)" in notes

@@ -149,6 +149,8 @@ class EventsPane(Pane):
     def update_from(self, snapshot: Snapshot) -> None:
         new: list[LogLine] = []
         for ref, view in snapshot.commands.items():
+            if view.origin:
+                continue  # another console's: its stages come as remote-command events
             seen = self._stages_seen.get(ref, 0)
             for stage, time_s, detail in view.stages[seen:]:
                 new.append(stage_line(view, stage, time_s, detail))
