@@ -65,7 +65,10 @@ def latest_starts(
 )
 @click.option("--node", "nodes", multiple=True, metavar="NAME", help="Only this node (repeatable).")
 @click.option(
-    "--jobs", "jobs_file", type=click.Path(dir_okay=False), help="TOML file of queued jobs."
+    "--jobs",
+    "jobs_file",
+    type=click.Path(dir_okay=False),
+    help="TOML file of the jobs queued on the ground. Default: [planning] jobs, else none.",
 )
 @click.option("--naive", is_flag=True, help="Plan the naive baseline instead (for comparison).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
@@ -140,7 +143,8 @@ def plan(
             f"no node {', '.join(missing)} in the fleet", hint="nodes: " + ", ".join(fleet.names())
         )
     names = [s.name for s in satellites]
-    jobs = read_jobs(Path(jobs_file), fleet.names()) if jobs_file else []
+    job_path = Path(jobs_file) if jobs_file else cfg.planning.jobs_file
+    jobs = read_jobs(job_path, fleet.names()) if job_path is not None else []
     jobs = [j for j in jobs if j.node in names]
     starts, heard = latest_starts(ctx, names, t0.timestamp())
     result, timings = plan_fleet(

@@ -30,12 +30,13 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from groundctl.planning.budget import SIMULATOR_BUDGET, LinkBudget
 from groundctl.tomlreader import Keys, TomlReader, kind_of
 
-_PLANNING_KEYS = {"window_h", "step_s", "min_soc", "storage_high_water", "budget"}
+_PLANNING_KEYS = {"window_h", "step_s", "min_soc", "storage_high_water", "budget", "jobs"}
 _TABLE_KEYS = {"model", "overhead", "rates"}
 _FSPL_KEYS = {
     "model",
@@ -63,6 +64,7 @@ class PlanningConfig:
     storage_high_water: float = 0.9
     default_budget: LinkBudget = SIMULATOR_BUDGET
     budgets: Mapping[str, LinkBudget] = field(default_factory=dict)
+    jobs_file: Path | None = None  # the jobs queued on the ground (groundctl plan, Fleet pane)
 
     def budget_for(self, station: str, node: str) -> LinkBudget:
         """The budget of a station and node: the pair's, else the station's, else the
@@ -96,6 +98,7 @@ def read_planning(
             (*keys, "storage_high_water"),
             "0 leaves no storage to fill: expected more than 0, up to 1",
         )
+    jobs_file = reader.file(table, "jobs", keys) if "jobs" in table else None
     default_budget = SIMULATOR_BUDGET
     budgets: dict[str, LinkBudget] = {}
     if "budget" in table:
@@ -129,6 +132,7 @@ def read_planning(
         storage_high_water=high_water,
         default_budget=default_budget,
         budgets=budgets,
+        jobs_file=jobs_file,
     )
 
 

@@ -560,11 +560,12 @@ class Backend:
         end = start + timedelta(hours=hours)
         return await self.call(contact_plan(self.config, self.links, start, end))
 
-    async def fleet_plan(self, hours: float = 24.0, jobs: Sequence[Job] = ()) -> Plan:
+    async def fleet_plan(self, hours: float = 24.0, jobs: Sequence[Job] | None = None) -> Plan:
         """The fleet plan from now for `hours` (groundctl.planning): the simulated nodes,
-        else the config's fleet, each starting from its latest telemetry; planned in a
-        thread, never on a loop."""
-        from groundctl.planning.fleet import plan_fleet
+        else the config's fleet, each starting from its latest telemetry, with `jobs` (None:
+        the config's [planning] jobs file, read again each time); planned in a thread,
+        never on a loop."""
+        from groundctl.planning.fleet import plan_fleet, read_jobs
         from groundctl.planning.forecast import NodeStart
 
         async def run() -> Plan:
@@ -577,12 +578,21 @@ class Backend:
 
                 fleet = await asyncio.to_thread(load_fleet, self.config, now=start)
                 satellites = fleet.satellites(None)
+            queued = jobs
+            job_file = self.config.planning.jobs_file
+            if queued is None:
+                queued = []
+                if job_file is not None:  # checked against the config's whole fleet
+                    from groundctl.fleet import load_fleet
+
+                    fleet = await asyncio.to_thread(load_fleet, self.config, now=start)
+                    queued = await asyncio.to_thread(read_jobs, job_file, fleet.names())
             latest = self.commander.latest_values
             starts = {
                 node: NodeStart.from_telemetry(dict(values)) for node, values in latest.items()
             }
             plan, _ = await asyncio.to_thread(
-                plan_fleet, self.config, start, hours, satellites=satellites, jobs=jobs,
+                plan_fleet, self.config, start, hours, satellites=satellites, jobs=queued,
                 starts=starts,
             )  # fmt: skip
             return plan

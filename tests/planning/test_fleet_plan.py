@@ -234,3 +234,26 @@ def test_job_ids_are_shown_as_ranges() -> None:
 
     assert id_ranges([8, 1, 2, 3, 5, 7, 12]) == "1-3, 5, 7-8, 12"
     assert id_ranges([]) == ""
+
+
+def test_the_config_names_the_job_file(tmp_path: Path) -> None:
+    from groundctl.config import parse_config
+    from groundctl.errors import ConfigError
+
+    (tmp_path / "jobs.toml").write_text('[[jobs]]\nnode = "ODC-07"\nid = 5\ngpu_seconds = 600\n')
+    text = demo_config_path().read_text()
+    text = text.replace('path = "../missions/', f'path = "{ROOT}/data/missions/')
+    config = parse_config(text + '\n[planning]\njobs = "jobs.toml"\n', tmp_path / "ops.toml")
+    assert config.planning.jobs_file == tmp_path / "jobs.toml"
+    with pytest.raises(ConfigError, match=r"planning\.jobs: file .*nope\.toml does not exist"):
+        parse_config(text + '\n[planning]\njobs = "nope.toml"\n', tmp_path / "ops.toml")
+    # groundctl plan takes it when --jobs is not given
+    (tmp_path / "ops.toml").write_text(text + '\n[planning]\njobs = "jobs.toml"\n')
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(tmp_path / "ops.toml"), "--archive", str(tmp_path / "none.db"),
+         "plan", "--start", "2026-11-29T00:00Z", "--hours", "6", "--node", "ODC-07", "--json"],
+        obj={},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "5" in json.loads(result.output)["nodes"]["ODC-07"]["jobs"]

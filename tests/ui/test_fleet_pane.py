@@ -46,7 +46,13 @@ async def until(pilot: Any, predicate: Callable[[], Any], what: str, timeout_s: 
 
 @contextlib.asynccontextmanager
 async def console(tmp_path: Path) -> AsyncIterator[tuple[Console, Any, FleetPane]]:
-    backend = make_backend(tmp_path, gate=False)  # in contact from the start
+    # the jobs queued on the ground: the config's [planning] jobs file
+    (tmp_path / "jobs.toml").write_text(
+        '[[jobs]]\nnode = "ODC-07"\nid = 41\ngpu_seconds = 600\n'
+        '[[jobs]]\nnode = "ODC-13"\nid = 42\ngpu_seconds = 600\n'  # not simulated here
+    )
+    extra = '[planning]\njobs = "jobs.toml"\n'
+    backend = make_backend(tmp_path, extra=extra, gate=False)  # in contact from the start
     app = Console(backend)
     try:
         async with app.run_test(size=(160, 45)) as pilot:
@@ -70,6 +76,8 @@ async def test_a_row_per_node_from_the_plan_and_r_plans_again(tmp_path: Path) ->
         await until(pilot, lambda: pane.table.row_count == len(NODES), "a row per node")
         plan = pane.plan
         assert plan is not None and set(plan.nodes) == set(NODES)
+        assert [j.job_id for j in plan.jobs["ODC-07"]] == [41]  # from [planning] jobs
+        assert "1 job from jobs.toml" in str(pane.query_one("#fleet-summary").render())
         for node in NODES:
             n = plan.nodes[node]
             assert cell(pane, node, "min_soc") == f"{n.min_soc:.0%}"

@@ -5,9 +5,9 @@ forecast minimum state of charge and maximum storage over the window, its next p
 pass (station, countdown, bytes to downlink), what the window delivers and the backlog
 it leaves; a node whose forecast breaks a limit is marked. The plan is made in a worker
 (the prediction and the forecast take a fraction of a second for a small fleet, a second
-for a hundred nodes), again every 10 minutes of the engine's clock and on `r`; it
-plans the results waiting on board and the nodes' power, without jobs queued on the
-ground (those are `groundctl plan --jobs`'s).
+for a hundred nodes), again every 10 minutes of the engine's clock and on `r`, with the
+jobs queued on the ground in the config's `[planning] jobs` file (read again each time;
+none without one).
 """
 
 from __future__ import annotations
@@ -171,5 +171,9 @@ class FleetPane(Pane):
             summary.append(f"{len(broken)} limits broken", "bold red")
         else:
             summary.append("every node within its limits", "green")
-        summary.append("  (r: re-plan; jobs queued on the ground: groundctl plan --jobs)", "dim")
+        jobs = sum(len(j) for j in plan.jobs.values())
+        source = self.backend.config.planning.jobs_file
+        queued = f"{jobs} job{'s' * (jobs != 1)}"
+        where = f"{queued} from {source.name}" if source else "no jobs ([planning] jobs)"
+        summary.append(f"  {where}; r: re-plan", "dim")
         self.query_one("#fleet-summary", Static).update(summary)
