@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from testsupport import aio, rows
+from testsupport import aio, rows, until
 from ui_support import make_backend
 
 from groundctl.ui import app as app_module
@@ -33,15 +32,6 @@ class Console(ConsoleApp):
     def refresh_panes(self) -> None:
         if not self.done:
             super().refresh_panes()
-
-
-async def until(pilot: Any, predicate: Callable[[], Any], what: str, timeout_s: float = 30) -> Any:
-    end = time.monotonic() + timeout_s
-    while not (result := predicate()):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-    return result
 
 
 @contextlib.asynccontextmanager

@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import os
-import random
 import sqlite3
 import time
 import uuid
@@ -36,7 +35,7 @@ from groundctl.config import Config
 from groundctl.links.base import Link, LinkError, LinkState
 from groundctl.session import Session
 from groundctl.telemetry.model import Frame
-from groundctl_mqtt.broker import Broker, refusal
+from groundctl_mqtt.broker import Broker, keep_connected
 from groundctl_mqtt.link import PUBLISH_TIMEOUT_S, payload_bytes, sink_queue
 from groundctl_mqtt.wire import (
     DEFAULT_PREFIX,
@@ -273,39 +272,33 @@ class Agent:
         log.warning("agent %s: %s", self.station, text)
 
     async def _broker_forever(self) -> None:
-        delay = self.reconnect_min_s
         will = aiomqtt.Will(self.state_topic, self._state("offline"), qos=1, retain=True)
-        while True:
-            client = self.broker.client(
+
+        def new_client() -> aiomqtt.Client:
+            return self.broker.client(
                 self.client_id,
                 clean_session=True,
                 will=will,
                 sink=sink_queue(self._on_up),
                 max_inflight=BATCH_FRAMES,  # a whole batch in flight, not 20 at a time
             )
-            try:
-                await client.__aenter__()
-            except aiomqtt.MqttError as error:
-                self._problem("connect", f"{self.broker.address}: {refusal(error) or error}")
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, self.reconnect_max_s)
-                continue
-            delay = self.reconnect_min_s
-            try:
-                await client.subscribe(self.up_topic, qos=1)
-                await self._publish_state(client)
-                self._client = client
-                self.counters.connections += 1
-                self.connected.set()
-                await self._connected(client)
-            except (aiomqtt.MqttError, TimeoutError) as error:
-                self._problem("connection", f"{self.broker.address}: {error}")
-            finally:
-                self._client = None
-                self.connected.clear()
-                with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                    await asyncio.wait_for(client.__aexit__(None, None, None), 5)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+
+        async def session(client: aiomqtt.Client) -> None:
+            await client.subscribe(self.up_topic, qos=1)
+            await self._publish_state(client)
+            self._client = client
+            self.counters.connections += 1
+            self.connected.set()
+            await self._connected(client)
+
+        def dropped() -> None:
+            self._client = None
+            self.connected.clear()
+
+        await keep_connected(
+            None, new_client, session, self._problem, address=self.broker.address,
+            min_s=self.reconnect_min_s, max_s=self.reconnect_max_s, dropped=dropped,
+        )  # fmt: skip
 
     async def _connected(self, client: aiomqtt.Client) -> None:
         """Forward until the connection fails (raising what it failed with)."""

@@ -6,9 +6,12 @@ Shared by the link (consoles) and the agent (stations).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import random
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -245,3 +248,64 @@ def refusal_hint(error: BaseException) -> str:
     if "CERTIFICATE_VERIFY_FAILED" in str(error):
         return _VERIFY_HINT
     return _LOGIN_HINT
+
+
+async def first_connection(
+    client: aiomqtt.Client, who: str, address: str
+) -> tuple[aiomqtt.Client | None, aiomqtt.MqttError | None]:
+    """Connect `client` once: (client, None) when connected, (None, error) when the broker
+    is not there (yet); LinkError, naming `who`, when it refuses the connection for good
+    (login, TLS), which retrying cannot mend."""
+    try:
+        await client.__aenter__()
+    except aiomqtt.MqttError as error:
+        why = refusal(error)
+        if why:
+            raise LinkError(
+                f"{who}: broker {address} refused the connection: {why}",
+                hint=refusal_hint(error),
+            ) from None
+        return None, error
+    return client, None
+
+
+async def keep_connected(
+    connected: aiomqtt.Client | None,
+    new_client: Callable[[], aiomqtt.Client],
+    session: Callable[[aiomqtt.Client], Awaitable[None]],
+    problem: Callable[[str, str], None],
+    *,
+    address: str,
+    min_s: float,
+    max_s: float,
+    failed: Callable[[], None] = lambda: None,
+    dropped: Callable[[], None] = lambda: None,
+) -> None:
+    """Run `session(client)` on a connection, for ever (until cancelled): after a drop,
+    `dropped()` and a new connection `min_s` later (jittered); after a failed attempt,
+    `failed()` and another with exponential backoff up to `max_s`. `problem(kind, text)`
+    hears of each failure (kind "connect" or "connection"). `connected`: a client already
+    connected, to start with."""
+    delay = min_s
+    while True:
+        client, connected = connected, None
+        if client is None:
+            client = new_client()
+            try:
+                await client.__aenter__()
+            except aiomqtt.MqttError as error:
+                problem("connect", f"{address}: {refusal(error) or error}")
+                failed()
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, max_s)
+                continue
+        delay = min_s
+        try:
+            await session(client)
+        except (aiomqtt.MqttError, TimeoutError) as error:  # a drop, an unanswered publish
+            problem("connection", f"{address}: {error}")
+        finally:
+            dropped()
+            with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
+                await asyncio.wait_for(client.__aexit__(None, None, None), 5)
+        await asyncio.sleep(delay * random.uniform(0.5, 1.5))

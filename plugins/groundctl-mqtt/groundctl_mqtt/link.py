@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -29,8 +28,8 @@ from groundctl_mqtt.broker import (
     Broker,
     broker_from_options,
     default_client_id,
-    refusal,
-    refusal_hint,
+    first_connection,
+    keep_connected,
 )
 from groundctl_mqtt.wire import (
     DEFAULT_PREFIX,
@@ -137,20 +136,15 @@ class MqttLink(Link):
         """Connect to the broker: UP once subscribed. A broker that refuses the login is a
         LinkError; one that is not there yet leaves the link CONNECTING, retrying."""
         self._set_state(LinkState.CONNECTING)
-        client = self._new_client()
-        connected: aiomqtt.Client | None = None
         try:
-            await client.__aenter__()
-            connected = client
-        except aiomqtt.MqttError as error:
-            why = refusal(error)
-            if why:
-                self.counters.errors += 1
-                self._set_state(LinkState.CLOSED)
-                raise LinkError(
-                    f"link {self.name}: broker {self.broker.address} refused the connection: {why}",
-                    hint=refusal_hint(error),
-                ) from None
+            connected, error = await first_connection(
+                self._new_client(), f"link {self.name}", self.broker.address
+            )
+        except LinkError:
+            self.counters.errors += 1
+            self._set_state(LinkState.CLOSED)
+            raise
+        if error is not None:
             self._problem("connect", f"cannot connect to {self.broker.address}: {error}")
         self._task = asyncio.create_task(self._client_forever(connected), name=f"link-{self.name}")
 
@@ -265,31 +259,18 @@ class MqttLink(Link):
         )
 
     async def _client_forever(self, connected: aiomqtt.Client | None) -> None:
-        delay = self.options["reconnect_min_s"]
-        while True:
-            client, connected = connected, None
-            if client is None:
-                client = self._new_client()
-                try:
-                    await client.__aenter__()
-                except aiomqtt.MqttError as error:
-                    why = refusal(error)
-                    self._problem("connect", f"{self.broker.address}: {why or error}")
-                    self._set_state(LinkState.DOWN if self.connections else LinkState.CONNECTING)
-                    await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                    delay = min(delay * 2, self.options["reconnect_max_s"])
-                    continue
-            try:
-                await self._session(client)
-            except aiomqtt.MqttError as error:
-                self._problem("connection", f"{self.broker.address}: {error}")
-            finally:
-                self._client = None
-                with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
-                    await asyncio.wait_for(client.__aexit__(None, None, None), 5)
+        def failed() -> None:
+            self._set_state(LinkState.DOWN if self.connections else LinkState.CONNECTING)
+
+        def dropped() -> None:
+            self._client = None
             self._set_state(LinkState.DOWN)
-            delay = self.options["reconnect_min_s"]
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+
+        await keep_connected(
+            connected, self._new_client, self._session, self._problem,
+            address=self.broker.address, min_s=self.options["reconnect_min_s"],
+            max_s=self.options["reconnect_max_s"], failed=failed, dropped=dropped,
+        )  # fmt: skip
 
     async def _session(self, client: aiomqtt.Client) -> None:
         await client.subscribe(self.down_topic, qos=1)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 from collections import deque
 from collections.abc import Callable
 
@@ -29,7 +28,7 @@ import aiomqtt
 
 from groundctl.links.base import LinkError, cancel
 from groundctl.operations import RETAINED
-from groundctl_mqtt.broker import Broker, refusal, refusal_hint
+from groundctl_mqtt.broker import Broker, first_connection, keep_connected
 from groundctl_mqtt.link import PUBLISH_TIMEOUT_S, payload_bytes, sink_queue
 from groundctl_mqtt.wire import OPS_KINDS, ops_topic, parse_ops_topic
 
@@ -77,20 +76,10 @@ class MqttOperationsChannel:
             raise LinkError(f"[operations] console: {error}") from None
         self.console = console
         self._deliver = deliver
-        client = self._new_client()
-        connected: aiomqtt.Client | None = None
-        try:
-            await client.__aenter__()
-            connected = client
-        except aiomqtt.MqttError as error:
-            why = refusal(error)
-            if why:
-                raise LinkError(
-                    f"shared operations (link {self.name}): broker {self.broker.address} "
-                    f"refused the connection: {why}",
-                    hint=refusal_hint(error),
-                ) from None
-            self.last_problem = f"cannot connect to {self.broker.address}: {error}"
+        who = f"shared operations (link {self.name})"
+        connected, failure = await first_connection(self._new_client(), who, self.broker.address)
+        if failure is not None:
+            self.last_problem = f"cannot connect to {self.broker.address}: {failure}"
         self._task = asyncio.create_task(self._forever(connected), name="operations-mqtt")
         if connected is not None:  # subscribed before anything is published
             with contextlib.suppress(TimeoutError):
@@ -145,29 +134,18 @@ class MqttOperationsChannel:
             self._deliver(kind, console, payload_bytes(message))
 
     async def _forever(self, connected: aiomqtt.Client | None) -> None:
-        delay = self.reconnect_min_s
-        while True:
-            client, connected = connected, None
-            if client is None:
-                client = self._new_client()
-                try:
-                    await client.__aenter__()
-                except aiomqtt.MqttError as error:
-                    self.last_problem = f"{self.broker.address}: {refusal(error) or error}"
-                    await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                    delay = min(delay * 2, self.reconnect_max_s)
-                    continue
-            delay = self.reconnect_min_s
-            try:
-                await self._session(client)
-            except aiomqtt.MqttError as error:
-                self.last_problem = f"{self.broker.address}: {error}"
-            finally:
-                self._client = None
-                self._connected.clear()
-                with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
-                    await asyncio.wait_for(client.__aexit__(None, None, None), 5)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+        def problem(_kind: str, text: str) -> None:
+            self.last_problem = text
+
+        def dropped() -> None:
+            self._client = None
+            self._connected.clear()
+
+        await keep_connected(
+            connected, self._new_client, self._session, problem,
+            address=self.broker.address, min_s=self.reconnect_min_s,
+            max_s=self.reconnect_max_s, dropped=dropped,
+        )  # fmt: skip
 
     async def _session(self, client: aiomqtt.Client) -> None:
         for kind in OPS_KINDS:
