@@ -260,26 +260,18 @@ class ForecastState:
         return physics.compute_speed(self.power_mode, self.throttle)
 
 
-def step(
+def power_and_heat(
     state: ForecastState,
     lit: bool | float,
-    gpus_running: float,
+    gpu_busy: float,
     downlink_active: bool,
     params: NodeParams,
     dt: float,
 ) -> None:
-    """Advance one node by `dt` seconds with `gpus_running` jobs on its GPUs (the mode and
-    throttle set their speed), in sunlight or not, downlinking (in contact, at the full
-    rate) or not: battery, temperatures, thermal protection, storage. `lit` may be the
-    fraction of the step in sunlight (array power in proportion, the eclipse sink when
-    less than half).
-
-    The simulator's model without its noise. Results are written as the GPUs work (the
-    simulator writes a job's results when it ends) and leave storage at the nominal
-    downlink rate while `downlink_active`.
-    """
-    running = min(float(params.gpus), max(0.0, gpus_running))
-    gpu_busy = running * state.speed
+    """The battery, temperatures and thermal protection of one step (`step` without the
+    storage; the fleet planner keeps storage itself, results landing as jobs end):
+    `gpu_busy` GPU-equivalents working, `lit` the fraction of the step in sunlight.
+    Below the low-battery mark the node goes to safe mode, as the simulator's does."""
     gpu_w = physics.gpu_power_w(gpu_busy, params)
     load = physics.load_w(state.power_mode, gpu_w, downlink_active, state.heater_on, False, params)
     sunlit = min(1.0, max(0.0, float(lit)))
@@ -309,6 +301,29 @@ def step(
     )
     state.radiator_c, state.gpu_c, state.cpu_c, state.battery_c, state.heater_on = thermal
     state.throttle_protect = physics.thermal_protection(state.gpu_c, state.throttle_protect)
+
+
+def step(
+    state: ForecastState,
+    lit: bool | float,
+    gpus_running: float,
+    downlink_active: bool,
+    params: NodeParams,
+    dt: float,
+) -> None:
+    """Advance one node by `dt` seconds with `gpus_running` jobs on its GPUs (the mode and
+    throttle set their speed), in sunlight or not, downlinking (in contact, at the full
+    rate) or not: battery, temperatures, thermal protection, storage. `lit` may be the
+    fraction of the step in sunlight (array power in proportion, the eclipse sink when
+    less than half).
+
+    The simulator's model without its noise. Results are written as the GPUs work (the
+    simulator writes a job's results when it ends) and leave storage at the nominal
+    downlink rate while `downlink_active`.
+    """
+    running = min(float(params.gpus), max(0.0, gpus_running))
+    gpu_busy = running * state.speed
+    power_and_heat(state, lit, gpu_busy, downlink_active, params, dt)
 
     capacity_b = params.storage_mb * 1e6
     written = min(gpu_busy * dt * params.result_bytes_per_gpu_s, capacity_b - state.storage_used_b)

@@ -44,7 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from groundctl.orbits.model import Pass, Station
-from groundctl.planning.forecast import NodeStart, eclipses
+from groundctl.planning.forecast import ForecastState, NodeStart, eclipses, power_and_heat
 from groundctl.sim import physics
 from groundctl.sim.physics import NodeParams
 
@@ -253,18 +253,7 @@ def assign_antennas(
 class _Node:
     """A node's state as the forecast steps it."""
 
-    soc: float
-    radiator_c: float
-    gpu_c: float
-    cpu_c: float
-    battery_c: float
-    heater_on: bool
-    storage_b: float
-    pending_b: float
-    mode: int
-    throttle: int
-    pointing: int
-    protect: int = 0
+    phys: ForecastState  # battery, temperatures, mode, throttle, storage (forecast.py)
     onboard: list[list[float]] = field(default_factory=list)  # [job_id, gpu_s, priority, left]
     downlink_left_b: float = 0.0
     armed: int = -1  # the pass whose downlink starts when results are waiting
@@ -312,9 +301,7 @@ def _plan_node(
     s0 = node.start
     dt = float(times[1] - times[0]) if len(times) > 1 else 60.0
     n_window = len(times)
-    state = _Node(s0.soc, s0.radiator_c, s0.gpu_c, s0.cpu_c, s0.battery_c, s0.heater_on,
-                  s0.storage_used_b, s0.results_pending_b, s0.power_mode, s0.throttle,
-                  s0.pointing)  # fmt: skip
+    state = _Node(ForecastState.start(s0))
     storage_cap = p.storage_mb * 1e6
     high_water = (limits.storage_high_water - limits.storage_margin) * storage_cap
     queue = sorted(node.jobs, key=lambda j: -j.priority)  # stable: given order per priority
@@ -347,14 +334,14 @@ def _plan_node(
                     limits, dt, high_water, policy, float(times[k]), plan.why)  # fmt: skip
         _step(state, bool(lit[k]), rate[k], p, dt, times[k], plan, storage_cap, carried,
               int(in_pass[k]), granted)  # fmt: skip
-        soc[k], storage[k], gpu[k] = state.soc, state.storage_b, state.gpu_c
+        soc[k], storage[k], gpu[k] = state.phys.soc, state.phys.storage_used_b, state.phys.gpu_c
     for j, pp in enumerate(granted):
         pp.downlink_b = carried[j]
     for job in queue:
         plan.deferred.append((job, _why_deferred(job, plan)))
     plan.soc, plan.storage_b, plan.gpu_c = soc, storage, gpu
     plan.eclipses = eclipses(lit[:n_window], times)
-    plan.backlog_b = state.pending_b
+    plan.backlog_b = state.phys.results_pending_b
     return plan
 
 
@@ -392,8 +379,8 @@ def _decide(
         for job in queue:
             state.onboard.append([job.job_id, job.gpu_s, job.priority, job.gpu_s])
         queue.clear()
-        state.mode, state.throttle = 3, 0
-        if state.pending_b > 0:
+        state.phys.power_mode, state.phys.throttle_cmd = 3, 0
+        if state.phys.results_pending_b > 0:
             state.downlink_left_b = math.inf
             pp.downlinks.append((pp.contact.aos_s, 0.0))  # max_bytes=0: everything
         pp.decision = "naive: everything, always"
@@ -408,8 +395,8 @@ def _decide(
         chosen: list[Job] = []
         total = onboard_s
         # a job's results land when it finishes: count all of each job against storage
-        landing = state.storage_b + onboard_full_s * p.result_bytes_per_gpu_s
-        landing -= limits.downlink_trust * min(pass_bytes, state.pending_b)
+        landing = state.phys.storage_used_b + onboard_full_s * p.result_bytes_per_gpu_s
+        landing -= limits.downlink_trust * min(pass_bytes, state.phys.results_pending_b)
         full = False
         for job in queue:
             if total >= want_s:
@@ -429,8 +416,8 @@ def _decide(
         load = np.full(k_end - k0, physics.BASE_LOAD_W[IDLE[0]] + physics.HEATER_W)
         load[: k_next - k0] = physics.load_w(mode, gpu_w, False, True, False, p)
         load[: los_k[j] - k0] += p.transmitter_w
-        sunlit_w = physics.array_w(True, state.pointing, p)  # half when not sun-pointing
-        low = _min_soc_path(state.soc, lit[k0:k_end], load, p, dt, sunlit_w)
+        sunlit_w = physics.array_w(True, state.phys.pointing, p)  # half when not sun-pointing
+        low = _min_soc_path(state.phys.soc, lit[k0:k_end], load, p, dt, sunlit_w)
         heat = physics.HEAT_FRACTION * float(load[0]) / p.radiator_w_per_k
         radiator_eq = max(physics.RADIATOR_MIN_C, physics.SINK_LIT_C + heat)
         gpu_eq = radiator_eq + physics.GPU_K_PER_W * gpu_w
@@ -461,7 +448,7 @@ def _decide(
         for job in chosen:
             queue.remove(job)
             state.onboard.append([job.job_id, job.gpu_s, job.priority, job.gpu_s])
-        state.mode, state.throttle = mode, throttle
+        state.phys.power_mode, state.phys.throttle_cmd = mode, throttle
         break
     _arm(state, pp, j, pass_bytes, now_s)
     names = physics.POWER_MODES[pp.mode or 0], physics.THROTTLE_LEVELS[pp.throttle or 0]
@@ -486,14 +473,14 @@ def _step(
     if s.armed >= 0:
         if pass_index != s.armed:
             s.armed = -1  # the pass is over
-        elif s.pending_b > 0 and s.arm_at == math.inf:
+        elif s.phys.results_pending_b > 0 and s.arm_at == math.inf:
             s.arm_at = t + ARM_DELAY_S
         last_call = granted[s.armed].contact.los_s - ARM_DELAY_S if s.armed >= 0 else t
         if s.armed >= 0 and s.arm_at <= t < last_call and s.arm_b >= 1:
             s.downlink_left_b = s.arm_b
             granted[s.armed].downlinks.append((t, s.arm_b))
             s.armed, s.arm_at = -1, math.inf
-    speed = physics.compute_speed(s.mode, max(s.throttle, s.protect))
+    speed = s.phys.speed
     running = sorted(s.onboard, key=lambda job: -job[2])[: p.gpus]
     busy = len(running) * speed
     if speed > 0:
@@ -505,29 +492,24 @@ def _step(
                 s.onboard.remove(job)
                 result = job[1] * p.result_bytes_per_gpu_s
                 plan.job_end_s[int(job[0])] = t + dt
-                if s.storage_b + result > storage_cap:
+                if s.phys.storage_used_b + result > storage_cap:
                     plan.jobs_failed.append(int(job[0]))
                     continue
-                s.storage_b += result
-                s.pending_b += result
+                s.phys.storage_used_b += result
+                s.phys.results_pending_b += result
                 plan.produced_b += result
-    gpu_w = physics.gpu_power_w(busy, p)
-    downlinking = rate_bps > 0 and s.downlink_left_b > 0 and s.pending_b > 0
-    load = physics.load_w(s.mode, gpu_w, downlinking, s.heater_on, False, p)
-    available = physics.array_w(lit, s.pointing, p)
-    s.soc, _ = physics.battery_step(s.soc, available, load, p, dt)
-    th = physics.thermal_step(s.radiator_c, s.gpu_c, s.cpu_c, s.battery_c, s.heater_on, load,
-                              gpu_w, not lit, physics.cpu_util(busy, p), False, p, dt)  # fmt: skip
-    s.radiator_c, s.gpu_c, s.cpu_c, s.battery_c, s.heater_on = th
-    s.protect = physics.thermal_protection(s.gpu_c, s.protect)
+    downlinking = rate_bps > 0 and s.downlink_left_b > 0 and s.phys.results_pending_b > 0
+    power_and_heat(s.phys, lit, busy, downlinking, p, dt)
     if downlinking:
-        sent = min(rate_bps * dt, s.pending_b, s.downlink_left_b)
-        s.pending_b -= sent
-        s.storage_b = max(0.0, s.storage_b - sent)
+        sent = min(rate_bps * dt, s.phys.results_pending_b, s.downlink_left_b)
+        s.phys.results_pending_b -= sent
+        s.phys.storage_used_b = max(0.0, s.phys.storage_used_b - sent)
         s.downlink_left_b -= sent
         plan.delivered_b += sent
         carried[pass_index] += sent
-        if s.pending_b <= 0 and pass_index >= 0:  # the node stops: nothing left to send
+        if (
+            s.phys.results_pending_b <= 0 and pass_index >= 0
+        ):  # the node stops: nothing left to send
             s.downlink_left_b = 0.0
             # the rest of the pass's capacity, for results that land before LOS
             s.armed, s.arm_at = pass_index, math.inf
@@ -542,7 +524,7 @@ def _arm(state: _Node, pp: PassPlan, j: int, pass_bytes: float, now_s: float) ->
     pp.capacity_left = pass_bytes
     if pass_bytes < 1:
         return
-    if state.pending_b > 0:
+    if state.phys.results_pending_b > 0:
         state.downlink_left_b = pass_bytes
         pp.downlinks.append((max(pp.contact.aos_s, min(now_s, pp.contact.los_s - 1)), pass_bytes))
     else:
